@@ -1,0 +1,332 @@
+"""Integration schemes as data: pydantic models, the YAML loader, and the seed platform's JSON metadata.
+
+A scheme says where records come from (a Jikeyun query API, its window and id fields, the condition), where they
+go (a Kingdee form, the field mapping, the organisation, rows per BatchSave) and how the DAG runs (schedule,
+timezone, start date, owner, tags, retries, alerting). ``dags/`` builds one DAG per scheme file.
+
+Two file forms give the same :class:`Scheme`:
+
+* ``*.yaml`` / ``*.yml`` — this package's own form (see ``include/schemes/warehouse_I0134.yaml``);
+* ``*.json`` — the hosted platform's metadata: ``{"name": ..., "form_id": ..., "source": <source block>,
+  "target": <target block>, ...}`` with the two blocks exactly as the platform exported them (``request`` field
+  lists, ``{{LAST_SYNC_TIME|datetime}}`` / ``{{CURRENT_TIME|datetime}}``, ``condition`` arrays with ``eqv2``-style
+  operators, ``operation.rows``); see :func:`scheme_from_platform`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pendulum
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jikeyun_kingdee.alerting import AlertingConfig
+
+REFERENCE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_.]*)\}$")
+PLATFORM_VARIABLE = re.compile(r"^\{\{\s*([A-Z_]+)\s*(?:\|\s*([a-z]+)\s*)?\}\}$")
+
+# List keys of Jikeyun query APIs (jikeyun-open-api.md §5); the platform's metadata does not name them.
+JIKEYUN_LIST_KEYS = {
+    "erp.warehouse.get": "warehouseInfo",
+    "erp.sales.get": "salesChannelInfo",
+    "erp.logistic.get": "logisticInfo",
+    "erp.vend.get": "vendInfo",
+    "erp.stockquantity.get": "goodsStockQuantity",
+    "erp.allocate.get": "stockAllocate",
+}
+
+# Condition operators. The platform's ``eqv2``/``neqv2`` compare values loosely (0 == "0"); an ``i`` prefix
+# (``ieqv2``, seen only in the disabled ``condition_bk``) is read as case-insensitive — an interpretation, the
+# platform's documentation of it was not available.
+Operator = Literal["eq", "ne", "ieq", "ine", "in", "not_in", "gt", "ge", "lt", "le", "empty", "not_empty"]
+PLATFORM_OPERATORS: dict[str, Operator] = {
+    "eq": "eq", "eqv2": "eq", "neq": "ne", "neqv2": "ne", "ieqv2": "ieq", "ineqv2": "ine",
+    "in": "in", "notin": "not_in", "gt": "gt", "egt": "ge", "lt": "lt", "elt": "le",
+    "isnull": "empty", "notnull": "not_empty",
+}
+
+
+class SchemeError(ValueError):
+    """A scheme file is invalid; the message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Comparison(_Model):
+    """One test of a source field, e.g. ``isBlockup eq 0``."""
+
+    field: str = Field(min_length=1)
+    op: Operator = "eq"
+    value: Any = None
+
+
+class WindowSpec(_Model):
+    """How the incremental window is sent and which record field it filters on."""
+
+    start_field: str = "gmtModifiedStart"
+    end_field: str = "gmtModifiedEnd"
+    modified_field: str = "gmtModified"
+
+
+class SourceSpec(_Model):
+    system: Literal["jikeyun"] = "jikeyun"
+    connection: str = "jikeyun_default"
+    method: str = Field(min_length=1)
+    list_key: str = Field(min_length=1)
+    page_size: int = Field(50, ge=1, le=200)
+    window: WindowSpec | None = WindowSpec()  # None: the API has no window, every run reads everything
+    include_blocked_and_deleted: bool = True
+    bizcontent: dict[str, Any] = {}
+    id_field: str = Field(min_length=1)
+    deduplicate: bool = True
+    record_model: Literal["warehouse"] | None = None
+    condition: list[list[Comparison]] = []  # OR of ANDs; empty keeps every record
+
+    @property
+    def condition_fields(self) -> list[str]:
+        return sorted({c.field for group in self.condition for c in group})
+
+
+class TargetSpec(_Model):
+    system: Literal["kingdee"] = "kingdee"
+    connection: str = "kingdee_default"
+    form_id: str = Field(min_length=1)
+    organisation: str = Field(min_length=1)
+    number_field: str = "FNumber"
+    pk_field: str = "FStockId"
+    rows_per_batch: int = Field(100, ge=1, le=1000)
+    submit_and_audit: bool = True
+    required: list[str] = []
+    fields: dict[str, Any]  # "{sourceField}" references, constants, {"FNumber": ...} base-data references
+
+    @field_validator("fields")
+    @classmethod
+    def _references_are_well_formed(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        for name, value in fields.items():
+            for text in _strings(value):
+                if ("{" in text or "}" in text) and not REFERENCE.match(text):
+                    raise ValueError(f"field {name!r}: {text!r} is not a constant nor a '{{sourceField}}' reference")
+        return fields
+
+    @model_validator(mode="after")
+    def _keys_are_mapped(self) -> TargetSpec:
+        for name in [self.number_field, *self.required]:
+            if name not in self.fields:
+                raise ValueError(f"fields: {name!r} must be mapped")
+        return self
+
+    @property
+    def references(self) -> set[str]:
+        return {m.group(1) for value in self.fields.values() for t in _strings(value) if (m := REFERENCE.match(t))}
+
+
+class Scheme(_Model):
+    """One integration scheme: one DAG."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    description: str = ""
+    owner: str = "data-integration"
+    tags: list[str] = []
+    schedule: str = "0 * * * *"
+    timezone: str = "Asia/Shanghai"
+    start_date: datetime
+    catchup: bool = True
+    retries: int = Field(3, ge=0)
+    retry_delay_seconds: int = Field(60, ge=0)
+    retry_exponential_backoff: bool = True
+    max_retry_delay_seconds: int = Field(1800, ge=0)
+    max_load_chunks: int = Field(64, ge=1, le=1024)
+    alerting: AlertingConfig = AlertingConfig()
+    source: SourceSpec
+    target: TargetSpec
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            pendulum.timezone(value)
+        except Exception as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _aware_start(self) -> Scheme:
+        if self.start_date.tzinfo is None:
+            object.__setattr__(self, "start_date", pendulum.instance(self.start_date, tz=self.timezone))
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"jikeyun_kingdee_{self.name}"
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _location(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_scheme(path: str | Path) -> Scheme:
+    """Load and validate one scheme file (YAML or the platform's JSON).
+
+    :raises SchemeError: naming the file and the offending field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if not isinstance(raw, dict):
+            raise SchemeError(f"{path}: a scheme must be a mapping, not {type(raw).__name__}")
+        if path.suffix == ".json":
+            return scheme_from_platform(**raw)
+        return Scheme.model_validate(raw)
+    except ValidationError as exc:
+        raise SchemeError(f"{path}: {_location(exc)}") from None
+    except (OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise SchemeError(f"{path}: cannot read: {exc}") from None
+    except (SchemeError, ValueError, TypeError) as exc:
+        message = str(exc)
+        raise SchemeError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def scheme_files(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+
+
+# -- the hosted platform's metadata ---------------------------------------------------------------------------
+
+
+def scheme_from_platform(*, source: dict[str, Any], target: dict[str, Any], form_id: str, **scheme: Any) -> Scheme:
+    """Turn the platform's source and target blocks into a :class:`Scheme`.
+
+    :param source: the platform's source block (``api``, ``id``, ``idCheck``, ``request``, ``condition``, ...).
+    :param target: the platform's target block (``api``, ``request``, ``operation``).
+    :param form_id: the Kingdee form the target writes (the platform kept it outside the block).
+    :param scheme: the other :class:`Scheme` fields (name, start_date, owner, ...).
+    """
+    return Scheme.model_validate({**scheme, "source": _platform_source(source), "target": _platform_target(target, form_id)})
+
+
+def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
+    method = block.get("api") or _fail("source.api", "missing")
+    spec: dict[str, Any] = {"method": method, "id_field": block.get("id") or block.get("number")}
+    spec["deduplicate"] = bool(block.get("idCheck", False))
+    if method in JIKEYUN_LIST_KEYS:
+        spec["list_key"] = JIKEYUN_LIST_KEYS[method]
+    if "list_key" in block:
+        spec["list_key"] = block["list_key"]
+    if method == "erp.warehouse.get":
+        spec["record_model"] = "warehouse"
+    window: dict[str, str] = {}
+    bizcontent: dict[str, Any] = {}
+    for i, item in enumerate(block.get("request", [])):
+        field, value = item.get("field"), item.get("value")
+        where = f"source.request[{i}] ({field})"
+        if not field:
+            _fail(f"source.request[{i}]", "has no 'field'")
+        if field == "pageIndex":
+            continue
+        if field == "pageSize":
+            spec["page_size"] = int(value) if value not in (None, "") else 50
+            continue
+        variable = PLATFORM_VARIABLE.match(value) if isinstance(value, str) else None
+        if variable:
+            name = variable.group(1)
+            if name == "LAST_SYNC_TIME":
+                window["start_field"] = field
+            elif name == "CURRENT_TIME":
+                window["end_field"] = field
+            else:
+                _fail(where, f"unknown variable {{{{{name}}}}}; known: LAST_SYNC_TIME, CURRENT_TIME")
+        elif isinstance(value, str) and ("{{" in value or "}}" in value):
+            _fail(where, f"malformed variable {value!r}")
+        elif value is not None:
+            bizcontent[field] = value
+    if window:
+        if set(window) != {"start_field", "end_field"}:
+            _fail("source.request", "a window needs both {{LAST_SYNC_TIME}} and {{CURRENT_TIME}} fields")
+        spec["window"] = {**window, "modified_field": "gmtModified"}
+    else:
+        spec["window"] = None
+    spec["bizcontent"] = bizcontent
+    # ``condition_bk`` is the platform's disabled alternative: not applied.
+    spec["condition"] = [
+        [_platform_comparison(c, f"source.condition[{i}][{j}]") for j, c in enumerate(group)]
+        for i, group in enumerate(block.get("condition", []))
+    ]
+    return spec
+
+
+def _platform_comparison(item: dict[str, Any], where: str) -> dict[str, Any]:
+    logic = str(item.get("logic", "")).lower()
+    if logic not in PLATFORM_OPERATORS:
+        _fail(f"{where} ({item.get('field')})", f"unknown operator {item.get('logic')!r}; known: {sorted(PLATFORM_OPERATORS)}")
+    value = item.get("value")
+    if PLATFORM_OPERATORS[logic] in ("in", "not_in") and isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    return {"field": item.get("field"), "op": PLATFORM_OPERATORS[logic], "value": value}
+
+
+def _platform_target(block: dict[str, Any], form_id: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    submit_and_audit = False
+    organisation = None
+    for i, item in enumerate(block.get("request", [])):
+        field, value, kind = item.get("field"), item.get("value"), item.get("type", "string")
+        if not field:
+            _fail(f"target.request[{i}]", "has no 'field'")
+        if field == "IsAutoSubmitAndAudit":
+            submit_and_audit = _truthy(value)
+            continue
+        if isinstance(value, str) and value.lower() in ("true", "false") and kind in ("string", "bool"):
+            value = value.lower() == "true"  # Kingdee takes "true" and true alike (kingdee-webapi.md §3)
+        if isinstance(value, str) and not REFERENCE.match(value) and field.endswith("OrgId"):
+            organisation = organisation or value
+            value = {"FNumber": value}  # organisation fields are base-data references by number
+        fields[field] = value
+    operation = block.get("operation") or {}
+    return {
+        "form_id": form_id,
+        "organisation": organisation or _fail("target.request", "no organisation (F...OrgId) field"),
+        "fields": fields,
+        "rows_per_batch": int(operation.get("rows", 100)),
+        "submit_and_audit": submit_and_audit,
+        "required": [f for f in ("FName", "FNumber") if f in fields],
+    }
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes")
+
+
+def _fail(where: str, message: str) -> Any:
+    raise SchemeError(f"{where}: {message}")

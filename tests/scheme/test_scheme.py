@@ -1,0 +1,107 @@
+"""The scheme file is data: YAML and the platform's JSON give the same validated model; errors name file and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_from_platform
+
+# The two blocks exactly as quoted in shared/seed/README.md (the hosted platform's metadata).
+PLATFORM_SOURCE = json.loads("""
+{"api": "erp.warehouse.get", "effect": "QUERY", "method": "POST",
+ "number": "warehouseCode", "id": "warehouseCode", "idCheck": true,
+ "request": [
+   {"label":"页码","field":"pageIndex","type":"string"},
+   {"label":"页大小","field":"pageSize","type":"string","value":"50"},
+   {"label":"起始开始时间","field":"gmtModifiedStart","type":"string","value":"{{LAST_SYNC_TIME|datetime}}"},
+   {"label":"结束修改时间","field":"gmtModifiedEnd","type":"string","value":"{{CURRENT_TIME|datetime}}"}],
+ "autoFillResponse": true,
+ "condition_bk": [[{"field":"isBlockup","logic":"ieqv2","value":"0"}]],
+ "condition":    [[{"field":"isBlockup","logic":"eqv2","value":"0"}]]}
+""")
+PLATFORM_TARGET = json.loads("""
+{"api": "batchSave", "method": "POST",
+ "request": [
+   {"field":"FName","label":"仓库名称","type":"string","value":"{warehouseName}"},
+   {"field":"FNumber","label":"编码","type":"string","value":"{warehouseCode}"},
+   {"field":"FStockProperty","label":"仓库属性","type":"string","value":"1"},
+   {"field":"FCreateOrgId","label":"FCreateOrgId","type":"string","value":"I0134"},
+   {"field":"FUseOrgId","label":"FUseOrgId","type":"string","value":"I0134"},
+   {"field":"FAllowMinusQty","label":"允许即时库存","type":"string","value":"true"}],
+ "operation": {"method":"batchArraySave","rows":100,"rowsKey":"array"}}
+""")
+SUBMIT_AND_AUDIT = {"field": "IsAutoSubmitAndAudit", "label": "提交并审核", "type": "bool", "value": "true"}
+
+
+@pytest.fixture
+def yaml_scheme(repo_root: Path) -> Scheme:
+    return load_scheme(repo_root / "include" / "schemes" / "warehouse_I0134.yaml")
+
+
+def test_shipped_yaml_scheme_describes_the_warehouse_flow(yaml_scheme: Scheme) -> None:
+    assert yaml_scheme.dag_id == "jikeyun_kingdee_warehouse_I0134"
+    assert yaml_scheme.source.method == "erp.warehouse.get"
+    assert yaml_scheme.source.list_key == "warehouseInfo"
+    assert yaml_scheme.source.page_size == 50
+    assert yaml_scheme.target.form_id == "BD_STOCK"
+    assert yaml_scheme.target.rows_per_batch == 100
+    assert yaml_scheme.target.fields["FUseOrgId"] == {"FNumber": "I0134"}
+    assert yaml_scheme.start_date.utcoffset().total_seconds() == 8 * 3600
+    assert yaml_scheme.retries >= 2
+
+
+def test_platform_json_gives_the_same_scheme_as_the_yaml(yaml_scheme: Scheme) -> None:
+    target = {**PLATFORM_TARGET, "request": [*PLATFORM_TARGET["request"], SUBMIT_AND_AUDIT]}
+    common = yaml_scheme.model_dump(exclude={"source", "target"})
+    scheme = scheme_from_platform(source=PLATFORM_SOURCE, target=target, form_id="BD_STOCK", **common)
+    assert scheme.source == yaml_scheme.source
+    assert scheme.target.model_dump(exclude={"required"}) == yaml_scheme.target.model_dump(exclude={"required"})
+    assert scheme.target.submit_and_audit is True
+
+
+def test_platform_json_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse_json.json"
+    path.write_text(json.dumps({"name": "warehouse_json", "form_id": "BD_STOCK", "start_date": "2026-11-01T00:00:00",
+                                "source": PLATFORM_SOURCE, "target": PLATFORM_TARGET}, ensure_ascii=False), encoding="utf-8")
+    scheme = load_scheme(path)
+    assert scheme.source.window is not None and scheme.source.window.start_field == "gmtModifiedStart"
+    assert scheme.source.condition[0][0].op == "eq"
+    assert str(scheme.start_date.tzinfo) in ("Asia/Shanghai", "+08:00")  # naive start date read in the scheme's zone
+    assert scheme.target.organisation == "I0134"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda s, t: s["condition"][0][0].update(logic="like_v9"), "source.condition[0][0] (isBlockup): unknown operator 'like_v9'"),
+        (lambda s, t: s["request"][2].update(value="{{LAST_RUN|datetime}}"), "gmtModifiedStart): unknown variable {{LAST_RUN}}"),
+        (lambda s, t: t["request"][0].update(value="{warehouseName"), "field 'FName'"),
+    ],
+)
+def test_platform_errors_name_the_field(tmp_path: Path, change, expected: str) -> None:
+    source, target = json.loads(json.dumps(PLATFORM_SOURCE)), json.loads(json.dumps(PLATFORM_TARGET))
+    change(source, target)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps({"name": "b", "form_id": "BD_STOCK", "start_date": "2026-11-01T00:00:00",
+                                "source": source, "target": target}), encoding="utf-8")
+    with pytest.raises(SchemeError) as error:
+        load_scheme(path)
+    assert str(path) in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_yaml_errors_name_file_and_field(tmp_path: Path, repo_root: Path) -> None:
+    text = (repo_root / "include" / "schemes" / "warehouse_I0134.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace("page_size: 50", "page_size: 500"), encoding="utf-8")
+    with pytest.raises(SchemeError, match=r"bad\.yaml: source\.page_size: .*less than or equal to 200"):
+        load_scheme(path)
+    path.write_text(text.replace("op: eq", "op: approximately"), encoding="utf-8")
+    with pytest.raises(SchemeError, match=r"bad\.yaml: source\.condition\.0\.0\.op"):
+        load_scheme(path)
+    path.write_text(text.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus"), encoding="utf-8")
+    with pytest.raises(SchemeError, match=r"bad\.yaml: timezone: .*Mars/Olympus"):
+        load_scheme(path)
