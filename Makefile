@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m jikeyun_kingdee.demo
 
 test: $(STAMP)
+	bash tools/install-compose.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
