@@ -1,0 +1,625 @@
+"""Kingdee Cloud Galaxy (金蝶云星空, K3Cloud) WebAPI hook.
+
+Protocol: ``/work/shared/reference/kingdee-webapi.md``. Every call is ``POST {host}/{Service}.common.kdsvc`` with a
+JSON body; the session lives in cookies, so one :class:`requests.Session` is kept for the hook's lifetime.
+Three ways to authenticate (connection extra ``auth``): ``password`` (ValidateUser), ``app_secret``
+(LoginByAppSecret) and ``signature`` (the stateless SDK-v8 header signature, :class:`KingdeeSignatureAuth`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, urlsplit
+
+import requests
+import tenacity
+from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.http.hooks.http import HttpHook
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from requests.auth import AuthBase
+from urllib3.exceptions import NewConnectionError
+
+if TYPE_CHECKING:
+    from requests import PreparedRequest, Response
+
+SERVICE_PREFIX = {
+    "auth": "Kingdee.BOS.WebApi.ServicesStub.AuthService.",
+    "form": "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.",
+}
+AUTH_OPERATIONS = frozenset({"ValidateUser", "LoginByAppSecret", "LoginBySign"})
+# Writes that may create records: never resent blindly when their outcome is unknown. State transitions
+# (Submit, Audit, UnAudit, ExcuteOperation) cannot duplicate data, so they are replayed like reads.
+CREATING_OPERATIONS = frozenset({"Save", "BatchSave"})
+MSG_SESSION_LOST = 1
+MSG_VALIDATION = 11
+SECRET_XOR_KEY = b"0054f397c6234378b09ca7d3e5debce7"  # ROT13 of the SDK's "0054s397p6234378o09pn7q3r5qropr7"
+QUERY_PAGE_LIMIT = 2000  # the doc caps Limit at 10000 (older pages: 2000); 2000 is safe for both
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+class RowError(BaseModel):
+    """One ``Errors[]`` entry of a ResponseStatus."""
+
+    index: int | None = None
+    field: str | None = None
+    message: str = ""
+
+
+class KingdeeError(AirflowException):
+    """A Kingdee call failed; carries the upstream ``MsgCode``, ``ErrorCode`` and row messages (never secrets).
+
+    :param message: summary
+    :param msg_code: Kingdee ``MsgCode`` (1 session lost, 4 exception, 9 unknown field, 11 validation, ...)
+    :param error_code: Kingdee ``ErrorCode`` (usually 500 on failure)
+    :param errors: the row messages
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        msg_code: int | None = None,
+        error_code: int | None = None,
+        errors: list[RowError] | None = None,
+    ) -> None:
+        self.msg_code = msg_code
+        self.error_code = error_code
+        self.errors = errors or []
+        detail = "; ".join(f"[{e.index}] {e.field or '-'}: {e.message}" for e in self.errors[:5])
+        super().__init__(f"{message} (MsgCode={msg_code}, ErrorCode={error_code}){': ' + detail if detail else ''}")
+
+
+class KingdeeAuthError(KingdeeError):
+    """Login refused (wrong data centre, user, password, app id or secret)."""
+
+
+class KingdeeSessionLost(KingdeeError):
+    """MsgCode 1: 会话信息已丢失，请重新登录 (session lost or credentials not accepted)."""
+
+
+class KingdeeTransportError(KingdeeError):
+    """No usable answer: connection failure, timeout, HTTP error status or a body that is not JSON."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
+        self.status = status
+        self.retryable = retryable
+        super().__init__(message, error_code=status)
+
+
+class KingdeeOutcomeUnknown(KingdeeTransportError):
+    """A creating write was sent but no reliable answer came back: it may or may not have been saved."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, retryable=False)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Retry predicate: transport errors and 429/5xx, never an unknown write outcome.
+
+    Session loss is handled next to the call (log in again, replay once), not by this retry.
+    """
+    return isinstance(exc, KingdeeTransportError) and exc.retryable
+
+
+# -- SDK v8 header signature (pure functions) ---------------------------------------------------------------
+def decode_client_secret(secret_part: str) -> str:
+    """Decode the 32-character part of an AppID into the key of ``X-Api-Signature`` (SDK ``DecodeAppSecret``).
+
+    :param secret_part: the text after ``_`` in the AppID
+    """
+    if len(secret_part) != 32:
+        return ""
+    try:
+        raw = base64.b64decode(secret_part, validate=True)
+    except binascii.Error:
+        return ""
+    return base64.b64encode(bytes(b ^ k for b, k in zip(raw, SECRET_XOR_KEY))).decode("ascii")
+
+
+def hmac_hex_base64(message: str, key: str) -> str:
+    """HMAC-SHA256, lower-case hex digest, then base64 of the hex text (the SDK's ``HmacSHA256``)."""
+    digest = hmac.new(key.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return base64.b64encode(digest.encode("ascii")).decode("ascii")
+
+
+def signature_headers(
+    url: str,
+    *,
+    acct_id: str,
+    username: str,
+    app_id: str,
+    app_secret: str,
+    lcid: int = 2052,
+    org_num: int = 0,
+    timestamp: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """Build the SDK-v8 signature headers for one request.
+
+    :param url: full request URL or its path (``/k3cloud/...common.kdsvc``)
+    :param timestamp: seconds since the epoch as text; now if omitted
+    :param nonce: defaults to the timestamp, as the Python SDK does
+    """
+    ts = timestamp or str(int(time.time()))
+    nonce = nonce or ts
+    path = quote(urlsplit(url).path or url, safe="", encoding="utf-8")
+    parts = app_id.split("_")
+    client_id, client_secret = (parts[0], decode_client_secret(parts[1])) if len(parts) == 2 else ("", "")
+    string_to_sign = f"POST\n{path}\n\nx-api-nonce:{nonce}\nx-api-timestamp:{ts}\n"
+    app_data = f"{acct_id},{username},{lcid},{org_num}"
+    return {
+        "X-Api-ClientID": client_id,
+        "X-Api-Auth-Version": "2.0",
+        "x-api-timestamp": ts,
+        "x-api-nonce": nonce,
+        "x-api-signheaders": "x-api-timestamp,x-api-nonce",
+        "X-Api-Signature": hmac_hex_base64(string_to_sign, client_secret),
+        "X-Kd-Appkey": app_id,
+        "X-Kd-Appdata": base64.b64encode(app_data.encode("utf-8")).decode("ascii"),
+        "X-Kd-Signature": hmac_hex_base64(app_id + app_data, app_secret),
+    }
+
+
+class KingdeeSignatureAuth(AuthBase):
+    """``requests`` auth that signs every request with the SDK-v8 headers (no login call needed)."""
+
+    def __init__(self, *, acct_id: str, username: str, app_id: str, app_secret: str, lcid: int, org_num: int):
+        self._identity = {"acct_id": acct_id, "username": username, "app_id": app_id, "lcid": lcid, "org_num": org_num}
+        self._app_secret = app_secret
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers.update(signature_headers(request.url or "", app_secret=self._app_secret, **self._identity))
+        return request
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"KingdeeSignatureAuth(acct_id={self._identity['acct_id']!r}, username={self._identity['username']!r})"
+
+
+# -- connection and results ---------------------------------------------------------------------------------
+class KingdeeSettings(BaseModel):
+    """The connection, validated once. ``secret`` is the password or the app secret, depending on ``auth``."""
+
+    server_url: str
+    username: str = Field(min_length=1)
+    secret: str = Field(min_length=1, repr=False)
+    acct_id: str = Field(min_length=1)
+    lcid: int = 2052
+    auth: Literal["password", "app_secret", "signature"] = "password"
+    app_id: str = ""
+    org_num: int = 0
+    timeout: float = 120.0
+
+    @field_validator("server_url")
+    @classmethod
+    def _ends_with_slash(cls, value: str) -> str:
+        if "://" not in value:
+            value = f"http://{value}"
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _app_id_when_needed(self) -> KingdeeSettings:
+        if self.auth != "password" and not self.app_id:
+            raise ValueError(f"auth {self.auth!r} needs the extra 'app_id'")
+        return self
+
+
+OWN_EXTRAS = tuple(k for k in KingdeeSettings.model_fields if k not in ("server_url", "username", "secret"))
+
+
+class RowResult(BaseModel):
+    """Outcome of one row (by ``DIndex``) of a BatchSave, or one record of Submit/Audit/UnAudit/ExcuteOperation."""
+
+    index: int
+    ok: bool
+    id: int | None = None
+    number: str | None = None
+    field: str | None = None
+    message: str | None = None
+
+
+def response_status(reply: Any) -> dict | None:
+    """The ``ResponseStatus`` of a reply, also when ExecuteBillQuery wraps it as ``[[{"Result": ...}]]``."""
+    while isinstance(reply, list) and reply and isinstance(reply[0], (list, dict)):
+        reply = reply[0]
+    if isinstance(reply, dict) and isinstance(reply.get("Result"), dict):
+        status = reply["Result"].get("ResponseStatus")
+        return status if isinstance(status, dict) else None
+    return None
+
+
+def _row_errors(status: dict) -> list[RowError]:
+    return [
+        RowError(index=e.get("DIndex"), field=e.get("FieldName") or None, message=str(e.get("Message") or ""))
+        for e in status.get("Errors") or []
+    ]
+
+
+def error_from_status(status: dict, operation: str) -> KingdeeError:
+    """A typed error for a failed ResponseStatus."""
+    msg_code = status.get("MsgCode")
+    kind = KingdeeSessionLost if msg_code == MSG_SESSION_LOST else KingdeeError
+    return kind(f"Kingdee {operation} failed", msg_code=msg_code, error_code=status.get("ErrorCode"),
+                errors=_row_errors(status))
+
+
+def row_results(status: dict, count: int, *, id_order: list[int] | None = None) -> list[RowResult]:
+    """Map a ResponseStatus to one result per input row by ``DIndex``.
+
+    :param status: the ResponseStatus
+    :param count: number of rows (models, or records of a Submit/Audit call)
+    :param id_order: for Submit/Audit by ids, the ids in request order, used when a success carries no DIndex
+    """
+    results: dict[int, RowResult] = {}
+    for i, entity in enumerate(status.get("SuccessEntitys") or []):
+        index = entity.get("DIndex")
+        entity_id = int(entity["Id"]) if entity.get("Id") not in (None, "") else None
+        if id_order is not None and entity_id in id_order:
+            index = id_order.index(entity_id)
+        index = i if index is None else int(index)
+        results[index] = RowResult(index=index, ok=True, id=entity_id, number=entity.get("Number"))
+    for error in _row_errors(status):  # an error wins over a success reported for the same row
+        if error.index is not None and 0 <= error.index < count:
+            prior = results.get(error.index)
+            results[error.index] = RowResult(index=error.index, ok=False, id=prior.id if prior else None,
+                                             field=error.field, message=error.message)
+    return [results.get(i, RowResult(index=i, ok=False, message="Kingdee returned no result for this row"))
+            for i in range(count)]
+
+
+def sql_literal(value: Any) -> str:
+    """A FilterString literal: numbers as is, text in single quotes with quotes doubled."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def in_filter(field: str, values: list[Any]) -> str:
+    """``field in (v1,v2,...)`` for a FilterString."""
+    return f"{field} in ({','.join(sql_literal(v) for v in values)})"
+
+
+# -- the hook -------------------------------------------------------------------------------------------------
+class KingdeeHook(HttpHook):
+    """Kingdee Cloud Galaxy WebAPI.
+
+    Connection: ``host`` server URL including ``/k3cloud/``; ``login`` user; ``password`` the password (auth
+    ``password``) or the app secret (``app_secret``, ``signature``). Extras: ``acct_id`` (required), ``lcid`` (2052),
+    ``auth``, ``app_id``, ``org_num`` (0), ``timeout`` (seconds).
+
+    :param kingdee_conn_id: Airflow connection id
+    :param retry_limit: attempts for safe retries (transport errors, 5xx, session loss)
+    :param retry_delay: first back-off wait in seconds (exponential, capped at 30 s)
+    """
+
+    conn_name_attr = "kingdee_conn_id"
+    default_conn_name = "kingdee_default"
+    conn_type = "kingdee"
+    hook_name = "Kingdee Cloud Galaxy"
+
+    def __init__(
+        self,
+        kingdee_conn_id: str = default_conn_name,
+        *,
+        retry_limit: int = 3,
+        retry_delay: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(method="POST", http_conn_id=kingdee_conn_id, **kwargs)
+        self.kingdee_conn_id = kingdee_conn_id
+        self.retry_limit = max(1, retry_limit)
+        self.retry_delay = retry_delay
+        self.call_counts: collections.Counter[str] = collections.Counter()
+        self._session: requests.Session | None = None
+        self._logged_in = False
+
+    # -- connection ------------------------------------------------------------------------------------
+    @cached_property
+    def settings(self) -> KingdeeSettings:
+        conn = self.get_connection(self.kingdee_conn_id)
+        extra = conn.extra_dejson
+        host = conn.host or ""
+        if conn.port and "://" in host:
+            parts = urlsplit(host)
+            host = parts._replace(netloc=f"{parts.hostname}:{conn.port}").geturl()
+        try:
+            return KingdeeSettings(server_url=host, username=conn.login or "", secret=conn.password or "",
+                                   **{k: extra[k] for k in OWN_EXTRAS if k in extra})
+        except ValidationError as exc:  # the message lists field names, never values (include_input=False)
+            raise AirflowException(
+                f"Kingdee connection {self.kingdee_conn_id!r} is invalid: "
+                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+            ) from None
+
+    def _extract_auth(self, connection: Any) -> Any | None:
+        """HttpHook would send login/password as Basic auth; Kingdee only ever gets the signature auth."""
+        s = self.settings
+        if s.auth != "signature":
+            return None
+        return KingdeeSignatureAuth(acct_id=s.acct_id, username=s.username, app_id=s.app_id,
+                                    app_secret=s.secret, lcid=s.lcid, org_num=s.org_num)
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None):
+        """One session for the hook's lifetime, so the session cookie lives on; own extras are no headers."""
+        if self._session is None:
+            session = super().get_conn(extra_options={"timeout": self.settings.timeout})
+            for key in (*OWN_EXTRAS, "auth_type"):
+                session.headers.pop(key, None)  # HttpHook copies unknown extras into headers
+            session.headers["Content-Type"] = "application/json"
+            session.headers["Accept-Charset"] = "utf-8"
+            self.base_url = self.settings.server_url  # host may lack the scheme; settings normalised it
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        """Close the HTTP session (a new one with a new login is made on the next call)."""
+        if self._session is not None:
+            self._session.close()
+        self._session, self._logged_in = None, False
+
+    def check_response(self, response: Response) -> None:
+        """Classify HTTP failures here: HttpHook would wrap 429/5xx into a plain AirflowException."""
+        if response.status_code in (200, 206):
+            return
+        retryable = response.status_code == 429 or response.status_code >= 500
+        raise KingdeeTransportError(f"Kingdee HTTP {response.status_code}: {response.text[:200]}",
+                                    status=response.status_code, retryable=retryable)
+
+    # -- calls -------------------------------------------------------------------------------------------
+    def _send(self, operation: str, body: dict) -> Any:
+        """One HTTP request; raises typed errors; returns the decoded JSON body."""
+        prefix = SERVICE_PREFIX["auth" if operation in AUTH_OPERATIONS else "form"]
+        creating = operation in CREATING_OPERATIONS
+        self.get_conn()
+        self.call_counts[operation] += 1
+        try:
+            response = self.run(f"{prefix}{operation}.common.kdsvc", json=body)
+        except KingdeeTransportError as exc:
+            if creating and exc.status is not None and exc.status >= 500:
+                raise KingdeeOutcomeUnknown(f"Kingdee {operation}: HTTP {exc.status} after sending", status=exc.status)
+            raise
+        except requests.ConnectionError as exc:
+            sent = not isinstance(exc, requests.ConnectTimeout) and not _refused(exc)
+            if creating and sent:
+                raise KingdeeOutcomeUnknown(f"Kingdee {operation}: connection lost after sending ({type(exc).__name__})")
+            raise KingdeeTransportError(f"Kingdee {operation}: {type(exc).__name__}") from None
+        except requests.Timeout as exc:
+            if creating:
+                raise KingdeeOutcomeUnknown(f"Kingdee {operation}: no answer within the timeout") from None
+            raise KingdeeTransportError(f"Kingdee {operation}: {type(exc).__name__}") from None
+        text = response.text
+        if text.startswith("response_error:"):
+            raise KingdeeError(f"Kingdee {operation}: {text[len('response_error:'):].strip()[:300]}")
+        try:
+            return json.loads(text)
+        except ValueError:
+            if creating:
+                raise KingdeeOutcomeUnknown(f"Kingdee {operation}: answer is not JSON") from None
+            raise KingdeeTransportError(f"Kingdee {operation}: answer is not JSON: {text[:100]!r}") from None
+
+    def _login(self) -> None:
+        s = self.settings
+        if s.auth == "signature":
+            self._logged_in = True  # every request is signed; the server opens a session by itself
+            return
+        if s.auth == "password":
+            operation = "ValidateUser"
+            body = {"acctID": s.acct_id, "username": s.username, "password": s.secret, "lcid": s.lcid}
+        else:
+            operation = "LoginByAppSecret"
+            body = {"acctID": s.acct_id, "username": s.username, "appid": s.app_id, "appsecret": s.secret,
+                    "lcid": s.lcid}
+        reply = self._send(operation, body)
+        if not isinstance(reply, dict) or reply.get("LoginResultType") != 1:
+            message = reply.get("Message") if isinstance(reply, dict) else None
+            raise KingdeeAuthError(f"Kingdee {operation} refused for user {s.username!r} in data centre "
+                                   f"{s.acct_id!r}: {message or 'LoginResultType is not 1'}")
+        self._logged_in = True
+        self.log.info("Kingdee: logged in as %s to data centre %s (%s)", s.username, s.acct_id, operation)
+
+    def _call_once(self, operation: str, body: dict) -> Any:
+        """Log in if needed, send, and on session loss log in again and replay once."""
+        for attempt in (1, 2):
+            if not self._logged_in:
+                self._login()
+            reply = self._send(operation, body)
+            status = response_status(reply)
+            if not (status and status.get("MsgCode") == MSG_SESSION_LOST):
+                return reply
+            self._logged_in = False
+            self.get_conn().cookies.clear()
+            if attempt == 1:
+                self.log.warning("Kingdee %s: session lost (MsgCode 1); logging in again and replaying once",
+                                 operation)
+        raise error_from_status(status, operation)
+
+    def call(self, operation: str, body: dict) -> Any:
+        """Call ``DynamicFormService.<operation>`` with retries of what is safe.
+
+        :param operation: e.g. ``BatchSave``, ``ExecuteBillQuery``
+        :param body: the JSON body (SDK-v8 named shape)
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_retryable),
+            stop=tenacity.stop_after_attempt(self.retry_limit),
+            wait=tenacity.wait_exponential(multiplier=self.retry_delay, max=30),
+            before_sleep=lambda state: self.log.warning("Kingdee %s: retrying after %s", operation,
+                                                        state.outcome.exception() if state.outcome else None),
+            reraise=True,
+        )
+        return retrying(self._call_once, operation, body)
+
+    # -- operations --------------------------------------------------------------------------------------
+    def batch_save(
+        self,
+        form_id: str,
+        models: list[dict],
+        *,
+        pk_field: str | None = None,
+        number_field: str = "FNumber",
+        **options: Any,
+    ) -> list[RowResult]:
+        """BatchSave; one result per model, by ``DIndex``.
+
+        If the outcome is unknown (timeout, lost connection or 5xx after sending) and ``pk_field`` is given,
+        the numbers are looked up first and only the rows not saved are sent again; without ``pk_field``
+        :class:`KingdeeOutcomeUnknown` is raised.
+
+        :param form_id: e.g. ``BD_STOCK``
+        :param models: the Model data packages
+        :param pk_field: query key of the primary key (``FStockId``), enables the check after an unknown outcome
+        :param number_field: the business key used for that check
+        :param options: further ``data`` parameters (``NeedUpDateFields``, ``IsAutoSubmitAndAudit``, ...)
+        """
+        if not models:
+            return []
+        try:
+            reply = self.call("BatchSave", {"formid": form_id, "data": {**options, "Model": models}})
+        except KingdeeOutcomeUnknown:
+            if pk_field is None:
+                raise
+            return self._save_after_unknown_outcome(form_id, models, pk_field, number_field, options)
+        return self._row_results("BatchSave", reply, len(models))
+
+    def _save_after_unknown_outcome(
+        self, form_id: str, models: list[dict], pk_field: str, number_field: str, options: dict
+    ) -> list[RowResult]:
+        numbers = [m.get(number_field) for m in models if not m.get(pk_field) and m.get(number_field)]
+        orgs = {str((m.get("FUseOrgId") or {}).get("FNumber")) for m in models if isinstance(m.get("FUseOrgId"), dict)}
+        where = in_filter(number_field, numbers) if numbers else ""
+        if where and len(orgs) == 1:
+            where += f" and FUseOrgId.FNumber = {sql_literal(orgs.pop())}"
+        self.log.warning("Kingdee BatchSave outcome unknown; checking %d numbers before resending", len(numbers))
+        saved = {str(r[number_field]): r[pk_field] for r in self.query(form_id, [pk_field, number_field], where)} \
+            if where else {}
+        results: dict[int, RowResult] = {}
+        resend: list[int] = []
+        for i, model in enumerate(models):
+            number = str(model.get(number_field))
+            if not model.get(pk_field) and number in saved:
+                results[i] = RowResult(index=i, ok=True, id=int(saved[number]), number=number)
+            else:
+                resend.append(i)  # not saved yet, or an update by primary key (resending it is idempotent)
+        for j, result in enumerate(self.batch_save(form_id, [models[i] for i in resend], **options)):
+            results[resend[j]] = result.model_copy(update={"index": resend[j]})
+        return [results[i] for i in range(len(models))]
+
+    def _row_results(self, operation: str, reply: Any, count: int, id_order: list[int] | None = None) -> list[RowResult]:
+        status = response_status(reply)
+        if status is None:
+            raise KingdeeError(f"Kingdee {operation}: unexpected answer {str(reply)[:200]}")
+        if not status.get("IsSuccess") and status.get("MsgCode") not in (0, MSG_VALIDATION, None):
+            raise error_from_status(status, operation)  # the call as a whole failed, not single rows
+        if not status.get("IsSuccess") and not status.get("Errors") and not status.get("SuccessEntitys"):
+            raise error_from_status(status, operation)
+        return row_results(status, count, id_order=id_order)
+
+    def _records_operation(
+        self, operation: str, form_id: str, numbers: list[str] | None, ids: list[int] | None, extra: dict | None = None
+    ) -> list[RowResult]:
+        if not numbers and not ids:
+            return []
+        data: dict[str, Any] = {}
+        if ids:
+            data["Ids"] = ",".join(str(i) for i in ids)
+        else:
+            data["Numbers"] = list(numbers or [])
+        body = {"formid": form_id, "data": data, **(extra or {})}
+        reply = self.call(operation, body)
+        return self._row_results(operation, reply, len(ids or numbers or []), id_order=list(ids) if ids else None)
+
+    def submit(self, form_id: str, numbers: list[str] | None = None, ids: list[int] | None = None) -> list[RowResult]:
+        """Submit records by ids (preferred) or numbers; one result per record."""
+        return self._records_operation("Submit", form_id, numbers, ids)
+
+    def audit(self, form_id: str, numbers: list[str] | None = None, ids: list[int] | None = None) -> list[RowResult]:
+        """Audit records by ids or numbers; one result per record."""
+        return self._records_operation("Audit", form_id, numbers, ids)
+
+    def unaudit(self, form_id: str, numbers: list[str] | None = None, ids: list[int] | None = None) -> list[RowResult]:
+        """UnAudit records by ids or numbers; one result per record."""
+        return self._records_operation("UnAudit", form_id, numbers, ids)
+
+    def execute_operation(
+        self, form_id: str, op_number: str, numbers: list[str] | None = None, ids: list[int] | None = None
+    ) -> list[RowResult]:
+        """ExcuteOperation (sic), e.g. ``Forbid`` / ``Enable``; one result per record."""
+        return self._records_operation("ExcuteOperation", form_id, numbers, ids, {"opNumber": op_number})
+
+    def view(self, form_id: str, number: str | None = None, id: int | None = None) -> dict:  # noqa: A002
+        """View one record; returns the inner ``Result`` object (property names without ``F``)."""
+        data = {"Id": str(id)} if id is not None else {"Number": number}
+        reply = self.call("View", {"formid": form_id, "data": data})
+        status = response_status(reply)
+        if status and not status.get("IsSuccess", True):
+            raise error_from_status(status, "View")
+        return reply["Result"]["Result"]
+
+    def _query_pages(self, data: dict, limit: int) -> Iterator[list]:
+        start = int(data.get("StartRow") or 0)
+        while True:
+            reply = self.call("ExecuteBillQuery", {"data": {**data, "StartRow": start, "Limit": limit}})
+            status = response_status(reply)
+            if status is not None or not isinstance(reply, list):
+                raise error_from_status(status or {}, "ExecuteBillQuery")
+            yield reply
+            if len(reply) < limit:
+                return
+            start += limit
+
+    def query(self, form_id: str, field_keys: list[str] | str, filter_string: str = "", **options: Any) -> list[dict]:
+        """ExecuteBillQuery, all pages; each 2-D row becomes a dict keyed by the field keys.
+
+        :param form_id: e.g. ``BD_STOCK``
+        :param field_keys: list or comma-separated text (``FStockId,FNumber,FUseOrgId.FNumber``)
+        :param filter_string: SQL-like FilterString
+        :param options: ``OrderString``, ``TopRowCount``, ``Limit`` (page size), ``StartRow``
+        """
+        keys = [k.strip() for k in field_keys.split(",")] if isinstance(field_keys, str) else list(field_keys)
+        limit = int(options.pop("Limit", QUERY_PAGE_LIMIT))
+        data = {"FormId": form_id, "FieldKeys": ",".join(keys), "FilterString": filter_string,
+                "OrderString": "", "TopRowCount": 0, **options}
+        return [dict(zip(keys, row)) for page in self._query_pages(data, limit) for row in page]
+
+    def organisation_exists(self, number: str) -> bool:
+        """Whether an organisation (ORG_Organizations) with this number exists."""
+        return bool(self.query("ORG_Organizations", ["FOrgID", "FNumber"], f"FNumber = {sql_literal(number)}"))
+
+    def form_exists(self, form_id: str) -> bool:
+        """Whether the business object (form) is known to the server.
+
+        An unknown form answers MsgCode 4 "标识为“X”的业务对象不存在"; a known form without the probe field answers
+        MsgCode 9 (unknown field). Both texts are tolerated loosely, as the exact wording is not documented.
+        """
+        try:
+            self.query(form_id, ["FNumber"], TopRowCount=1, Limit=1)
+        except KingdeeError as exc:
+            text = " ".join(e.message for e in exc.errors)
+            if "业务对象" in text and "不存在" in text or "business object" in text.lower():
+                return False
+            if exc.msg_code == 9 or "字段" in text:
+                return True
+            raise
+        return True
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in (or sign) and read one organisation."""
+        try:
+            self.query("ORG_Organizations", ["FNumber"], TopRowCount=1, Limit=1)
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Connected to Kingdee data centre {self.settings.acct_id} as {self.settings.username}"
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    """Whether the connection was refused or never opened (so the request was never sent)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)

@@ -1,0 +1,49 @@
+"""Kingdee tests: a started sandbox and the ``kingdee_default`` connection pointing at it (JSON env var)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+
+ORG = "I0134"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[KingdeeSandbox]:
+    with KingdeeSandbox(password="s3cret-pw") as server:
+        yield server
+
+
+@pytest.fixture
+def connect(sandbox: KingdeeSandbox, monkeypatch: pytest.MonkeyPatch) -> Callable[..., KingdeeHook]:
+    """Point ``kingdee_default`` at the sandbox with the given auth mode and return a fresh hook."""
+
+    def _connect(auth: str = "password", *, secret: str | None = None, retry_delay: float = 0.01,
+                 **extra: object) -> KingdeeHook:
+        if secret is None:
+            secret = sandbox.password if auth == "password" else sandbox.app_secret
+        conn = {
+            "conn_type": "kingdee", "host": f"{sandbox.url}/k3cloud/", "login": sandbox.username, "password": secret,
+            "extra": {"acct_id": sandbox.acct_id, "lcid": 2052, "auth": auth, "app_id": sandbox.app_id,
+                      "org_num": 0, "timeout": 5, **extra},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps(conn))
+        return KingdeeHook(retry_delay=retry_delay)
+
+    return _connect
+
+
+@pytest.fixture
+def hook(connect: Callable[..., KingdeeHook]) -> KingdeeHook:
+    return connect("password")
+
+
+def warehouse(number: str, name: str | None = None, **fields: object) -> dict:
+    """A row exactly as the scheme mapping builds it."""
+    return {"FName": f"仓库{number}" if name is None else name, "FNumber": number, "FStockProperty": "1",
+            "FCreateOrgId": {"FNumber": ORG}, "FUseOrgId": {"FNumber": ORG}, "FAllowMinusQty": True, **fields}
