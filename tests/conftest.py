@@ -30,3 +30,11 @@ def require_service(name: str, available: bool, why: str) -> None:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A freshly migrated Airflow metadata DB (SQLite in the private AIRFLOW_HOME), once per test session."""
+    from airflow.utils import db
+
+    db.resetdb()
