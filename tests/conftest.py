@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from testsupport import REPO, require_service  # noqa: F401 - re-exported for fixtures
+
 _HOME = Path(os.environ.get("JK_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="jk-airflow-home-"))
 
 os.environ["AIRFLOW_HOME"] = str(_HOME)
@@ -16,15 +17,6 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME / 'airflow.db'}")
 os.environ.setdefault("JIKEYUN_KINGDEE_SCHEMES", str(REPO / "include" / "schemes"))
-
-
-def require_service(name: str, available: bool, why: str) -> None:
-    """Skip a test whose service is missing on a developer machine; fail loudly in CI (CI=true)."""
-    if available:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{name} is required in CI but not available: {why}")
-    pytest.skip(f"{name} not available: {why}")
 
 
 @pytest.fixture(scope="session")

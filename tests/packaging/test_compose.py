@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from jikeyun_kingdee.provider_info import connection_type
-from conftest import REPO, require_service
+from testsupport import REPO, require_service
 
 COMPOSE = REPO / ".venv-compose" / "bin" / "docker-compose"
 AIRFLOW_SERVICES = (

@@ -9,7 +9,7 @@ import zipfile
 from email.parser import Parser
 
 import pytest
-from conftest import REPO
+from testsupport import REPO
 
 
 @pytest.fixture(scope="module")

@@ -332,7 +332,7 @@ class KingdeeHook(HttpHook):
             host = parts._replace(netloc=f"{parts.hostname}:{conn.port}").geturl()
         try:
             return KingdeeSettings(server_url=host, username=conn.login or "", secret=conn.password or "",
-                                   **{k: extra[k] for k in OWN_EXTRAS if k in extra})
+                                   **{k: extra[k] for k in OWN_EXTRAS if extra.get(k) not in (None, "")})
         except ValidationError as exc:  # the message lists field names, never values (include_input=False)
             raise AirflowException(
                 f"Kingdee connection {self.kingdee_conn_id!r} is invalid: "
