@@ -10,17 +10,20 @@ import importlib
 import json
 import logging
 import sys
+import urllib.error
 import urllib.request
 
 KINDS = ("jikeyun", "kingdee")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m jikeyun_kingdee.sandbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a sandbox in the foreground")
     kinds = serve.add_subparsers(dest="kind", required=True)
-    for kind in KINDS:
+    # Only `serve` needs the sandbox modules (and so Airflow): `control` stays a quick HTTP client.
+    for kind in KINDS if argv[:1] != ["control"] else ():
         module = importlib.import_module(f"jikeyun_kingdee.sandbox.{kind}")
         sub = kinds.add_parser(kind, help=(module.__doc__ or kind).strip().splitlines()[0])
         sub.add_argument("--host", default="127.0.0.1")
@@ -40,8 +43,15 @@ def main(argv: list[str] | None = None) -> int:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback sandbox
-            print(answer.read().decode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback sandbox
+                print(answer.read().decode())
+        except urllib.error.HTTPError as error:
+            print(f"{args.action}: {error.code} {error.read().decode(errors='replace')}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"cannot reach the sandbox at {args.url}: {error}", file=sys.stderr)
+            return 1
         return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -1,0 +1,115 @@
+"""Source-record models: what Jikeyun's ``erp.warehouse.get`` returns, validated at the boundary.
+
+Python names are snake_case; the aliases are Jikeyun's camelCase names, so ``model_dump(by_alias=True)`` gives
+Jikeyun's field names back. Unknown fields are kept (``extra="allow"``). ``gmtCreate``/``gmtModified`` arrive as
+epoch milliseconds; they also accept ISO strings, ``yyyy-MM-dd HH:mm:ss`` (read as Beijing time when no offset is
+given) and datetimes, and always become timezone-aware datetimes (UTC).
+
+Representation choice: the default JSON dump writes ISO-8601 datetimes (readable in staged files, and
+``Warehouse.model_validate(w.model_dump(mode="json", by_alias=True)) == w``). :meth:`Warehouse.to_jikeyun` gives
+Jikeyun's own representation (epoch ms) for anyone who needs byte-for-byte source records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import pendulum
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+BEIJING = pendulum.timezone("Asia/Shanghai")
+
+
+def parse_jikeyun_time(value: Any) -> datetime | None:
+    """Turn a Jikeyun time (epoch ms, ISO string, ``yyyy-MM-dd HH:mm:ss`` Beijing, datetime) into aware UTC.
+
+    :param value: the raw field value; ``None`` or ``""`` give ``None``.
+    :raises ValueError: for anything else that is not a time.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=BEIJING)
+    elif isinstance(value, str):
+        moment = pendulum.parse(value.strip(), tz=BEIJING)  # an explicit offset in the string wins
+        if not isinstance(moment, datetime):
+            raise ValueError(f"not a date-time: {value!r}")
+    else:
+        raise ValueError(f"not a time: {value!r}")
+    return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
+
+
+def to_epoch_ms(moment: datetime | None) -> int | None:
+    """Jikeyun's representation of a time: integer epoch milliseconds."""
+    return None if moment is None else round(moment.timestamp() * 1000)
+
+
+JikeyunTime = Annotated[AwareDatetime | None, BeforeValidator(parse_jikeyun_time)]
+_CONFIG = ConfigDict(
+    alias_generator=to_camel, populate_by_name=True, extra="allow", coerce_numbers_to_str=True
+)
+
+
+class SalesChannelRef(BaseModel):
+    """One entry of a warehouse's ``salesList``: a sales channel (shop) served by the warehouse."""
+
+    model_config = _CONFIG
+
+    warehouse_id: str | None = None
+    channel_id: str | None = None
+    channel_name: str | None = None
+    channel_code: str | None = None
+
+
+class Warehouse(BaseModel):
+    """A Jikeyun warehouse (``result.data.warehouseInfo[]`` of ``erp.warehouse.get``).
+
+    ``warehouse_code`` is the business key (Kingdee ``FNumber``); everything else is optional because Jikeyun
+    omits empty fields. ``is_blockup``: 0 active, 1 disabled; ``is_delete``: 0/1.
+    """
+
+    model_config = _CONFIG
+
+    warehouse_id: str | None = None
+    warehouse_code: str = Field(min_length=1)
+    warehouse_name: str | None = None
+    is_blockup: int | None = None
+    is_delete: int | None = None
+    warehouse_type_code: str | None = None
+    warehouse_type_name: str | None = None
+    country_name: str | None = None
+    province_name: str | None = None
+    city_name: str | None = None
+    town_name: str | None = None
+    street_name: str | None = None
+    address: str | None = None
+    postcode: str | None = None
+    tel: str | None = None
+    link_man: str | None = None
+    gmt_create: JikeyunTime = None
+    gmt_modified: JikeyunTime = None
+    warehouse_depart_id: str | None = None
+    warehouse_depart_name: str | None = None
+    warehouse_depart_code: str | None = None
+    warehouse_company_id: str | None = None
+    warehouse_company_name: str | None = None
+    warehouse_company_code: str | None = None
+    vend_id: str | None = None
+    vend_name: str | None = None
+    sales_list: list[SalesChannelRef] | None = None
+
+    def to_jikeyun(self) -> dict[str, Any]:
+        """The record in Jikeyun's own shape: camelCase names, epoch-ms times, unset fields left out."""
+        record = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for alias, moment in (("gmtCreate", self.gmt_create), ("gmtModified", self.gmt_modified)):
+            if moment is not None:
+                record[alias] = to_epoch_ms(moment)
+        return record

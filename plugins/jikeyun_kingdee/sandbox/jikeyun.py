@@ -1,0 +1,396 @@
+"""Jikeyun open-API sandbox: signed form POSTs, ``erp.warehouse.get`` over an in-memory warehouse dataset.
+
+Protocol as in /work/shared/reference/jikeyun-open-api.md: the signature is checked (recomputed from the received
+parameters), the timestamp must be Beijing time within ±10 minutes, pages are 0-based with ``pageSize`` ≤ 200, the
+window filters ``gmtModified`` (Beijing time strings), ``includeDeleteAndBlockup`` = 1 adds deleted and blocked-up
+warehouses, records are ordered by ``gmtModified``. Where the reference is unsure the sandbox is configurable:
+``start_inclusive`` / ``end_inclusive`` (window ends), ``code_as_string`` (``"200"`` instead of ``200``).
+
+Scripting (in-process or ``POST /_sandbox/<command>``): ``add-warehouse``, ``modify-warehouse``, ``block-warehouse``,
+``throttle``, ``quota``, ``modify-during-paging``, ``warehouses``; generic transport faults come from
+:class:`~jikeyun_kingdee.sandbox._http.SandboxServer`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pendulum
+
+from jikeyun_kingdee.sandbox._http import Reply, Request, SandboxServer
+
+BEIJING = pendulum.timezone("Asia/Shanghai")
+WAREHOUSE_METHOD = "erp.warehouse.get"
+SIGN_ERROR, NO_APPKEY, NOT_SUBSCRIBED = "0858030801", "0858030802", "0130020310"
+QUOTA_EXHAUSTED, BAD_PARAMETER, THROTTLED = "0130000609", "0050030002", "0859999999"
+# No source gives the sub-code of an expired timestamp; this one is made up and marked as such in msg.
+TIMESTAMP_EXPIRED = "0858030899"
+DEFAULT_FROM = datetime(2025, 1, 1, tzinfo=BEIJING)
+DEFAULT_TO = datetime(2026, 1, 1, tzinfo=BEIJING)
+
+_CITIES = [
+    ("北京市", "北京市", "朝阳区", "BJ"), ("上海市", "上海市", "浦东新区", "SH"), ("广东省", "广州市", "白云区", "GZ"),
+    ("广东省", "深圳市", "宝安区", "SZ"), ("浙江省", "杭州市", "余杭区", "HZ"), ("四川省", "成都市", "双流区", "CD"),
+    ("湖北省", "武汉市", "东西湖区", "WH"), ("陕西省", "西安市", "未央区", "XA"), ("江苏省", "南京市", "江宁区", "NJ"),
+    ("江苏省", "苏州市", "吴中区", "SU"), ("天津市", "天津市", "东丽区", "TJ"), ("重庆市", "重庆市", "渝北区", "CQ"),
+    ("湖南省", "长沙市", "望城区", "CS"), ("河南省", "郑州市", "中牟县", "ZZ"), ("山东省", "青岛市", "黄岛区", "QD"),
+    ("福建省", "厦门市", "集美区", "XM"), ("浙江省", "宁波市", "北仑区", "NB"), ("安徽省", "合肥市", "肥西县", "HF"),
+]
+_KINDS = ["总仓", "分仓", "电商仓", "退货仓", "中转仓", "门店仓", "保税仓", "冷链仓", "样品仓", "残次品仓"]
+_TYPES = [("1", "自建自用"), ("2", "第三方仓"), ("3", "供应商仓"), ("4", "门店仓")]
+_BRANDS = ["依然", "青禾", "优品", "嘉和", "鸿运", "悦享", "云杉", "立德"]
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+_GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "涛", "明", "超", "霞", "平", "刚"]
+_STREETS = ["物流园路", "工业大道", "仓储路", "开发区大道", "航空港路", "科技园路"]
+_CHANNELS = [("天猫旗舰店", "TM"), ("京东自营", "JD"), ("抖音小店", "DY"), ("拼多多店", "PDD"), ("微信小程序", "WX")]
+
+
+def epoch_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def generate_warehouses(
+    n: int, seed: int = 7, modified_from: datetime = DEFAULT_FROM, modified_to: datetime = DEFAULT_TO
+) -> list[dict[str, Any]]:
+    """``n`` realistic raw Jikeyun warehouse records, the same for the same arguments.
+
+    Codes are unique (``SH0001``), about 20 % are blocked up, about 2 % deleted; ``gmtModified`` (whole seconds,
+    epoch ms) is spread over ``[modified_from, modified_to)``.
+    """
+    rng = random.Random(seed)
+    start, span = int(modified_from.timestamp()), int(modified_to.timestamp() - modified_from.timestamp())
+    records = []
+    for i in range(1, n + 1):
+        province, city, town, abbr = rng.choice(_CITIES)
+        brand, kind = rng.choice(_BRANDS), rng.choice(_KINDS)
+        type_code, type_name = rng.choice(_TYPES)
+        warehouse_id = str(rng.randrange(10**17, 10**18))
+        modified = start + rng.randrange(span)
+        created = modified - rng.randrange(0, 3 * 365 * 86400)
+        record: dict[str, Any] = {
+            "warehouseId": warehouse_id,
+            "warehouseCode": f"{abbr}{i:04d}",
+            "warehouseName": f"{brand}{city[:-1]}{kind}",
+            "isBlockup": 1 if rng.random() < 0.2 else 0,
+            "isDelete": 1 if rng.random() < 0.02 else 0,
+            "warehouseTypeCode": type_code,
+            "warehouseTypeName": type_name,
+            "countryName": "中国",
+            "provinceName": province,
+            "cityName": city,
+            "townName": town,
+            "streetName": f"{rng.choice(_STREETS)}",
+            "address": f"{province}{city}{town}{rng.choice(_STREETS)}{rng.randrange(1, 999)}号",
+            "postcode": f"{rng.randrange(100000, 860000)}",
+            "tel": f"1{rng.choice('3456789')}{rng.randrange(10**8, 10**9)}",
+            "linkMan": rng.choice(_SURNAMES) + "".join(rng.sample(_GIVEN, rng.choice((1, 2)))),
+            "gmtCreate": created * 1000,
+            "gmtModified": modified * 1000,
+            "warehouseDepartId": str(rng.randrange(10**17, 10**18)),
+            "warehouseDepartName": f"{city}仓储部",
+            "warehouseDepartCode": f"D{abbr}",
+            "warehouseCompanyId": "968606409259025100",
+            "warehouseCompanyName": f"{brand}电子商务有限公司",
+            "warehouseCompanyCode": "I0134",
+            "salesList": [
+                {"warehouseId": warehouse_id, "channelId": str(rng.randrange(10**17, 10**18)),
+                 "channelName": f"{brand}{name}", "channelCode": f"{code}{i:04d}"}
+                for name, code in rng.sample(_CHANNELS, rng.randrange(0, 3))
+            ],
+        }
+        if type_code == "3":
+            record["vendId"], record["vendName"] = str(rng.randrange(10**17, 10**18)), f"{brand}供应链有限公司"
+        records.append(record)
+    return records
+
+
+def verify_sign(params: dict[str, str], secret: str) -> bool:
+    """The server side of the signature, written independently of the client's ``sign`` on purpose (both are
+    pinned to the reference's test vector)."""
+    pairs = sorted((k, v) for k, v in params.items() if k not in {"sign", "token", "contextid"})
+    text = (secret + "".join(k + v for k, v in pairs) + secret).lower()
+    return hashlib.md5(text.encode("utf-8")).hexdigest() == params.get("sign", "").lower()
+
+
+class _Failure(Exception):
+    def __init__(self, sub_code: str, msg: str) -> None:
+        super().__init__(msg)
+        self.sub_code, self.msg = sub_code, msg
+
+
+class JikeyunSandbox(SandboxServer):
+    """In-memory Jikeyun gateway on loopback.
+
+    :param warehouses: how many warehouses :func:`generate_warehouses` makes.
+    :param modified_from: the generated ``gmtModified`` values lie in ``[modified_from, modified_to)``.
+    :param start_inclusive: ``gmtModifiedStart`` is ``>=`` (else ``>``); the real semantics are unknown.
+    :param end_inclusive: ``gmtModifiedEnd`` is ``<=`` (else ``<``).
+    :param code_as_string: answer ``"code": "200"`` instead of the number.
+    :param sort_by_modified: order by ``gmtModified`` (documented behaviour of this sandbox); ``False`` orders by
+        ``warehouseId``, a server whose order says nothing about time.
+
+    :attr:`last_request` holds the form parameters and headers of the last API request, for tests.
+    """
+
+    name = "jikeyun"
+
+    def __init__(
+        self,
+        *,
+        appkey: str = "12345678",
+        appsecret: str = "0123456789abcdef0123456789ABCDEF",
+        warehouses: int = 1000,
+        seed: int = 7,
+        modified_from: datetime = DEFAULT_FROM,
+        modified_to: datetime = DEFAULT_TO,
+        page_size_max: int = 200,
+        start_inclusive: bool = True,
+        end_inclusive: bool = True,
+        code_as_string: bool = False,
+        sort_by_modified: bool = True,
+        timestamp_tolerance: timedelta = timedelta(minutes=10),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(host=host, port=port)
+        self.appkey, self.appsecret = appkey, appsecret
+        self.page_size_max = page_size_max
+        self.start_inclusive, self.end_inclusive = start_inclusive, end_inclusive
+        self.code_as_string, self.sort_by_modified = code_as_string, sort_by_modified
+        self.last_request: dict[str, Any] = {}
+        self.timestamp_tolerance = timestamp_tolerance
+        self.methods = {WAREHOUSE_METHOD: self._warehouse_get}
+        self.records: dict[str, dict[str, Any]] = {
+            r["warehouseId"]: r for r in generate_warehouses(warehouses, seed, modified_from, modified_to)
+        }
+        self.quota: dict[str, int] = {}  # method -> calls left; absent = unlimited
+        self._lock = threading.RLock()
+        self._throttle_next = 0
+        self._calls_per_second: float | None = None
+        self._recent: deque[float] = deque()
+        self._paging_modification: dict[str, Any] | None = None
+        self._context_ids = iter(range(2376343924312736512, 2**63))
+
+    # -- dataset --------------------------------------------------------------------------------------
+    @property
+    def warehouses(self) -> dict[str, dict[str, Any]]:
+        """Raw records by ``warehouseCode`` (the first record of a duplicated code; all are in :attr:`records`)."""
+        with self._lock:
+            by_code: dict[str, dict[str, Any]] = {}
+            for record in self.records.values():
+                by_code.setdefault(record["warehouseCode"], record)
+            return by_code
+
+    def add_warehouse(self, *, allow_duplicate_code: bool = False, modified_at: datetime | None = None,
+                      **fields: Any) -> dict[str, Any]:
+        """Add a warehouse; unspecified fields come from a generated record. Returns the stored record."""
+        with self._lock:
+            record = generate_warehouses(1, seed=len(self.records) + 100_000)[0]
+            record["warehouseCode"] = f"NEW{len(self.records) + 1:05d}"
+            record.update(fields)
+            if "gmtModified" not in fields:
+                record["gmtModified"] = epoch_ms(modified_at or pendulum.now("UTC"))
+            if record["warehouseId"] in self.records:
+                raise ValueError(f"warehouseId {record['warehouseId']} exists")
+            if not allow_duplicate_code and record["warehouseCode"] in self.warehouses:
+                raise ValueError(f"warehouseCode {record['warehouseCode']} exists (allow_duplicate_code=True?)")
+            self.records[record["warehouseId"]] = record
+            return record
+
+    def modify_warehouse(self, code: str, *, modified_at: datetime | None = None, **changes: Any) -> dict[str, Any]:
+        """Change fields of the warehouse with this code and set ``gmtModified`` (default: now)."""
+        with self._lock:
+            record = self.warehouses.get(code)
+            if record is None:
+                raise KeyError(f"no warehouse {code!r}")
+            record.update(changes)
+            record["gmtModified"] = epoch_ms(modified_at or pendulum.now("UTC"))
+            return record
+
+    def block_warehouse(self, code: str, *, modified_at: datetime | None = None) -> dict[str, Any]:
+        """Block up (disable) a warehouse: ``isBlockup`` = 1."""
+        return self.modify_warehouse(code, modified_at=modified_at, isBlockup=1)
+
+    # -- faults ---------------------------------------------------------------------------------------
+    def throttle(self, next_calls: int = 0, calls_per_second: float | None = None) -> None:
+        """Throttle the next ``next_calls`` calls, and/or every call above ``calls_per_second`` (None = off)."""
+        with self._lock:
+            self._throttle_next = next_calls
+            self._calls_per_second = calls_per_second
+
+    def set_quota(self, method: str, calls: int | None) -> None:
+        """Allow ``calls`` more calls of ``method``, then answer quota exhausted (None = unlimited)."""
+        with self._lock:
+            if calls is None:
+                self.quota.pop(method, None)
+            else:
+                self.quota[method] = calls
+
+    def modify_during_paging(self, *, after_page: int, code: str | None = None,
+                             modified_at: datetime | None = None, **changes: Any) -> None:
+        """One-shot concurrent modification: right after serving a warehouse page with ``pageIndex == after_page``,
+        modify ``code`` (default: the first record of that page) with ``changes``, ``gmtModified`` = ``modified_at``
+        (default now), as if someone edited it in Jikeyun between two page reads."""
+        with self._lock:
+            self._paging_modification = {"after_page": after_page, "code": code, "modified_at": modified_at,
+                                         "changes": changes}
+
+    # -- protocol -------------------------------------------------------------------------------------
+    def handle(self, request: Request) -> Reply:
+        params = dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+        method = params.get("method", "")
+        self.last_request = {"params": params, "headers": request.headers, "path": request.path}
+        self.count(method or "(no method)")
+        try:
+            if request.method != "POST":
+                raise _Failure(BAD_PARAMETER, "只支持POST请求 (POST only)")
+            self._authenticate(params)
+            handler = self.methods.get(method)
+            if handler is None:
+                raise _Failure(NOT_SUBSCRIBED, "未查询到应用或应用未订阅此API")
+            self._limit(method)
+            try:
+                bizcontent = json.loads(params.get("bizcontent") or "{}")
+            except ValueError:
+                raise _Failure(BAD_PARAMETER, "bizcontent不是合法的JSON") from None
+            data, modification = handler(bizcontent)
+        except _Failure as failure:
+            self.count(f"{method}:{failure.sub_code}")
+            return Reply(body={"code": 0, "msg": f"[{failure.sub_code}]{failure.msg}", "subCode": failure.sub_code,
+                               "result": {"data": None, "contextId": self._context_id()}})
+        body = {"code": "200" if self.code_as_string else 200, "msg": "", "subCode": "",
+                "result": {"data": data, "contextId": self._context_id()}}
+        if modification:  # the page is already computed; the client's next request sees the change
+            self.modify_warehouse(modification["code"], modified_at=modification["modified_at"],
+                                  **modification["changes"])
+        return Reply(body=body)
+
+    def _context_id(self) -> str:
+        with self._lock:
+            return str(next(self._context_ids))
+
+    def _authenticate(self, params: dict[str, str]) -> None:
+        missing = [k for k in ("method", "appkey", "version", "contenttype", "timestamp", "sign") if not params.get(k)]
+        if missing:
+            raise _Failure(BAD_PARAMETER, f"缺少公共参数 (missing) {','.join(missing)}")
+        if params["appkey"] != self.appkey:
+            raise _Failure(NO_APPKEY, "appkey不存在")
+        if not verify_sign(params, self.appsecret):
+            raise _Failure(SIGN_ERROR, "签名错误 (sign error)")
+        try:
+            sent = pendulum.from_format(params["timestamp"], "YYYY-MM-DD HH:mm:ss", tz=BEIJING)
+        except ValueError:
+            raise _Failure(BAD_PARAMETER, "timestamp格式错误 (yyyy-MM-dd HH:mm:ss)") from None
+        if abs(pendulum.now("UTC") - sent) > self.timestamp_tolerance:
+            raise _Failure(TIMESTAMP_EXPIRED, "时间戳已过期 (timestamp expired; sandbox sub-code)")
+        # "v1.0" per the docs, "1.0" works live too
+        if params["version"].lower().lstrip("v") != "1.0" or params["contenttype"].lower() != "json":
+            raise _Failure(BAD_PARAMETER, "version/contenttype不支持")
+
+    def _limit(self, method: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent.append(now)
+            while self._recent and self._recent[0] <= now - 1.0:
+                self._recent.popleft()
+            if self._throttle_next > 0 or (self._calls_per_second and len(self._recent) > self._calls_per_second):
+                self._throttle_next = max(0, self._throttle_next - 1)
+                raise _Failure(THROTTLED, "接口调用频繁，请稍后再试 (throttled)")
+            if method in self.quota:
+                if self.quota[method] <= 0:
+                    raise _Failure(QUOTA_EXHAUSTED, "额度不足 (quota exhausted)")
+                self.quota[method] -= 1
+
+    def _warehouse_get(self, biz: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """One page, and the scripted concurrent modification to apply once the page is answered (or None)."""
+        try:
+            # erp.vend.get documents defaults 0/50; the warehouse doc marks both required: lenient here
+            page_index, page_size = int(biz.get("pageIndex", 0)), int(biz.get("pageSize", 50))
+            start = self._parse_time(biz.get("gmtModifiedStart"))
+            end = self._parse_time(biz.get("gmtModifiedEnd"))
+        except (TypeError, ValueError):
+            raise _Failure(BAD_PARAMETER, "参数格式错误 (pageIndex/pageSize/gmtModified*)") from None
+        if page_index < 0 or not 1 <= page_size <= self.page_size_max:
+            raise _Failure(BAD_PARAMETER, f"pageSize超出范围 1..{self.page_size_max}")
+        include_all = str(biz.get("includeDeleteAndBlockup", "")) == "1"
+        code, name = biz.get("code"), biz.get("name")
+        with self._lock:
+            selected = [
+                r for r in self.records.values()
+                if (include_all or not (r.get("isDelete") == 1 or r.get("isBlockup") == 1))
+                and (code is None or r["warehouseCode"] == code)
+                and (name is None or name in (r.get("warehouseName") or ""))
+                and self._in_window(r["gmtModified"], start, end)
+            ]
+            by_time = lambda r: (r["gmtModified"], r["warehouseId"])  # noqa: E731
+            selected.sort(key=by_time if self.sort_by_modified else lambda r: r["warehouseId"])
+            page = copy.deepcopy(selected[page_index * page_size : (page_index + 1) * page_size])
+            plan = self._paging_modification
+            if plan and plan["after_page"] == page_index and page:
+                self._paging_modification = None
+                plan = {**plan, "code": plan["code"] or page[0]["warehouseCode"]}
+            else:
+                plan = None
+        return {"warehouseInfo": page}, plan
+
+    @staticmethod
+    def _parse_time(value: Any) -> int | None:
+        if value in (None, ""):
+            return None
+        return epoch_ms(pendulum.from_format(str(value), "YYYY-MM-DD HH:mm:ss", tz=BEIJING))
+
+    def _in_window(self, modified: int, start: int | None, end: int | None) -> bool:
+        if start is not None and (modified < start if self.start_inclusive else modified <= start):
+            return False
+        return not (end is not None and (modified > end if self.end_inclusive else modified >= end))
+
+    # -- scripting over HTTP --------------------------------------------------------------------------
+    def control(self, command: str, payload: dict[str, Any]) -> Any:
+        payload = {k: _datetime(v) if k == "modified_at" else v for k, v in payload.items()}
+        if command == "add-warehouse":
+            return self.add_warehouse(**payload)
+        if command == "modify-warehouse":
+            return self.modify_warehouse(**payload)
+        if command == "block-warehouse":
+            return self.block_warehouse(**payload)
+        if command == "throttle":
+            return self.throttle(**payload)
+        if command == "quota":
+            return self.set_quota(**payload)
+        if command == "modify-during-paging":
+            return self.modify_during_paging(**payload)
+        if command == "warehouses":
+            return list(self.records.values())
+        return super().control(command, payload)
+
+
+def _datetime(value: Any) -> datetime | None:
+    return None if value is None else pendulum.parse(value) if isinstance(value, str) else value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--appkey", default="12345678")
+    parser.add_argument("--appsecret", default="0123456789abcdef0123456789ABCDEF")
+    parser.add_argument("--warehouses", type=int, default=1000, help="generated dataset size")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--page-size-max", type=int, default=200)
+    parser.add_argument("--start-exclusive", action="store_true", help="gmtModifiedStart compares with >")
+    parser.add_argument("--end-exclusive", action="store_true", help="gmtModifiedEnd compares with <")
+
+
+def build_server(args: argparse.Namespace) -> JikeyunSandbox:
+    return JikeyunSandbox(
+        appkey=args.appkey, appsecret=args.appsecret, warehouses=args.warehouses, seed=args.seed,
+        page_size_max=args.page_size_max, start_inclusive=not args.start_exclusive,
+        end_inclusive=not args.end_exclusive,
+    )

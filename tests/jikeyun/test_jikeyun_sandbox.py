@@ -1,0 +1,114 @@
+"""The sandbox itself: dataset, scripting in-process, over HTTP and from the command line; the record models."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time
+from jikeyun_kingdee.sandbox.jikeyun import DEFAULT_FROM, DEFAULT_TO, generate_warehouses
+
+
+def test_generated_dataset_is_deterministic_and_realistic():
+    records = generate_warehouses(1000, seed=7)
+    assert records == generate_warehouses(1000, seed=7) != generate_warehouses(1000, seed=8)
+    assert len({r["warehouseCode"] for r in records}) == len({r["warehouseId"] for r in records}) == 1000
+    assert 150 < sum(r["isBlockup"] for r in records) < 250 and 0 < sum(r["isDelete"] for r in records) < 50
+    assert all(DEFAULT_FROM.timestamp() * 1000 <= r["gmtModified"] < DEFAULT_TO.timestamp() * 1000 for r in records)
+    assert all(r["warehouseName"].endswith("仓") for r in records)
+    assert all(Warehouse.model_validate(r).to_jikeyun() == {k: v for k, v in r.items() if v is not None}
+               for r in records[:50])
+
+
+def test_duplicate_codes_only_on_request(sandbox):
+    code = next(iter(sandbox.warehouses))
+    with pytest.raises(ValueError):
+        sandbox.add_warehouse(warehouseCode=code)
+    duplicate = sandbox.add_warehouse(warehouseCode=code, allow_duplicate_code=True)
+    assert duplicate["warehouseId"] != sandbox.warehouses[code]["warehouseId"]
+    assert len(sandbox.records) == 1001 and len(sandbox.warehouses) == 1000
+
+
+def test_scripting_over_http(sandbox):
+    def control(command: str, payload: dict) -> dict:
+        answer = requests.post(f"{sandbox.url}/_sandbox/{command}", json=payload, timeout=5)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["result"]
+
+    added = control("add-warehouse", {"warehouseCode": "HTTP01", "warehouseName": "测试仓",
+                                      "modified_at": "2025-07-01T12:00:00+08:00"})
+    assert added["gmtModified"] == 1751342400000 and sandbox.warehouses["HTTP01"]["warehouseName"] == "测试仓"
+    assert control("block-warehouse", {"code": "HTTP01"})["isBlockup"] == 1
+    control("throttle", {"next_calls": 1})
+    control("quota", {"method": "erp.warehouse.get", "calls": 5})
+    control("modify-during-paging", {"after_page": 0, "code": "HTTP01"})
+    assert sandbox.quota == {"erp.warehouse.get": 5} and sandbox._throttle_next == 1
+    assert len(control("warehouses", {})) == 1001
+    bad = requests.post(f"{sandbox.url}/_sandbox/no-such-command", json={}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_command_line_serves_and_scripts():
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", "jikeyun", "--warehouses", "10", "--end-exclusive"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        url = None
+        for line in server.stdout:  # the printed banner, not the log line of the same text
+            if match := re.fullmatch(r"jikeyun sandbox listening on (http://127\.0\.0\.1:\d+)", line.strip()):
+                url = match.group(1)
+                break
+        assert url
+
+        def cli(*args: str) -> dict:
+            out = subprocess.run([sys.executable, "-m", "jikeyun_kingdee.sandbox", "control", url, *args],
+                                 capture_output=True, text=True, check=True, timeout=30).stdout
+            return json.loads(out)
+
+        code = generate_warehouses(10, seed=7)[0]["warehouseCode"]  # the served dataset is deterministic
+        changed = cli("modify-warehouse", json.dumps({"code": code, "warehouseName": "改名仓"}, ensure_ascii=False))
+        assert changed["result"]["warehouseName"] == "改名仓"
+        assert cli("faults", '{"status": [500]}')["result"]["status"] == [500]
+        served = requests.post(f"{url}/_sandbox/warehouses", json={}, timeout=5).json()["result"]
+        assert len(served) == 10 and {r["warehouseName"] for r in served if r["warehouseCode"] == code} == {"改名仓"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1631020179000, datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
+        ("1631020179000", datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
+        ("2021-09-07 21:09:39", datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
+        ("2021-09-07T13:09:39Z", datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
+        (datetime(2021, 9, 7, 21, 9, 39), datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
+        (None, None),
+    ],
+)
+def test_jikeyun_times_become_aware_datetimes(raw, expected):
+    assert parse_jikeyun_time(raw) == expected
+
+
+def test_warehouse_model_round_trips_and_keeps_unknown_fields():
+    raw = {"warehouseId": 968606409259025152, "warehouseCode": "YR03", "warehouseName": "依然电商-分销组仓",
+           "isBlockup": "0", "gmtModified": 1631020179000, "gmtCreate": "2021-09-07 21:09:39",
+           "salesList": [{"channelId": "1", "channelName": "天猫", "extraFlag": True}], "futureField": {"a": 1}}
+    warehouse = Warehouse.model_validate(raw)
+    assert warehouse.warehouse_id == "968606409259025152" and warehouse.is_blockup == 0
+    assert warehouse.gmt_create == warehouse.gmt_modified and warehouse.gmt_modified.tzinfo is not None
+    dumped = warehouse.model_dump(mode="json", by_alias=True)
+    assert dumped["futureField"] == {"a": 1} and dumped["salesList"][0]["extraFlag"] is True
+    assert Warehouse.model_validate(dumped) == warehouse
+    assert Warehouse(warehouse_code="X1").warehouse_code == "X1"  # populate by name
+    assert warehouse.to_jikeyun()["gmtCreate"] == 1631020179000
+    with pytest.raises(ValueError):
+        Warehouse.model_validate({"warehouseName": "no code"})
