@@ -278,6 +278,8 @@ def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
     else:
         spec["window"] = None
     spec["bizcontent"] = bizcontent
+    # The platform sent no includeDeleteAndBlockup, so the API left deleted and blocked-up records out.
+    spec["include_blocked_and_deleted"] = _truthy(bizcontent.pop("includeDeleteAndBlockup", 0))
     # ``condition_bk`` is the platform's disabled alternative: not applied.
     spec["condition"] = [
         [_platform_comparison(c, f"source.condition[{i}][{j}]") for j, c in enumerate(group)]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_from_platform
+from jikeyun_kingdee.transform import matches
 
 # The two blocks exactly as quoted in shared/seed/README.md (the hosted platform's metadata).
 PLATFORM_SOURCE = json.loads("""
@@ -57,7 +58,14 @@ def test_platform_json_gives_the_same_scheme_as_the_yaml(yaml_scheme: Scheme) ->
     target = {**PLATFORM_TARGET, "request": [*PLATFORM_TARGET["request"], SUBMIT_AND_AUDIT]}
     common = yaml_scheme.model_dump(exclude={"source", "target"})
     scheme = scheme_from_platform(source=PLATFORM_SOURCE, target=target, form_id="BD_STOCK", **common)
-    assert scheme.source == yaml_scheme.source
+    # The platform let the API hide deleted and blocked-up warehouses; the YAML reads them and its condition drops
+    # them (so they are counted). Same records kept:
+    different = {"include_blocked_and_deleted", "condition"}
+    assert scheme.source.model_dump(exclude=different) == yaml_scheme.source.model_dump(exclude=different)
+    assert scheme.source.include_blocked_and_deleted is False
+    for record in ({"isBlockup": 0, "isDelete": 0}, {"isBlockup": "1", "isDelete": 0}, {"isBlockup": 0, "isDelete": 1}):
+        served_by_api = scheme.source.include_blocked_and_deleted or (record["isBlockup"] in (0, "0") and record["isDelete"] == 0)
+        assert (served_by_api and matches(scheme.source.condition, record)) == matches(yaml_scheme.source.condition, record)
     assert scheme.target.model_dump(exclude={"required"}) == yaml_scheme.target.model_dump(exclude={"required"})
     assert scheme.target.submit_and_audit is True
 

@@ -1,0 +1,237 @@
+"""Airflow wiring: one DAG per scheme file, built from :mod:`jikeyun_kingdee.pipeline` steps.
+
+``check_target → extract → transform → filter → load (mapped over load chunks) → report``. The run's data interval is
+the incremental window; a run with the ``full_resync`` param, or a manual run without a data interval, reads every
+record instead. Nothing here touches the network or a database at parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jikeyun_kingdee import pipeline
+from jikeyun_kingdee.alerting import SchemeAlertNotifier, deadline_alert, notify_rejects
+from jikeyun_kingdee.compat import (
+    AIRFLOW_V3,
+    DAG,
+    AirflowFailException,
+    CronDataIntervalTimetable,
+    Param,
+    get_current_context,
+    task,
+)
+from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
+from jikeyun_kingdee.staging import run_folder, staging_base
+
+log = logging.getLogger(__name__)
+
+
+class RejectedRecords(AirflowFailException):
+    """The run rejected records (named in the message); they were alerted and are in the staged reject files."""
+
+
+class BrokenSchemes(DAG):
+    """Stands for the scheme files that failed to load: its validation fails with their errors, so the DagBag
+    records an import error for the DAG file while the valid schemes' DAGs still load."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(dag_id="jikeyun_kingdee_broken_schemes", schedule=None)
+        self.errors = errors
+
+    def validate(self) -> None:
+        raise SchemeError("invalid scheme file(s):\n" + "\n".join(self.errors))
+
+
+def is_fatal(error: BaseException) -> bool:
+    """Whether retrying the task cannot help: the upstream said no (signature, permission, parameters, validation,
+    missing organisation). Transport failures and lost sessions stay retryable (the hooks already retried them)."""
+    from jikeyun_kingdee.hooks.jikeyun import JikeyunFatalError
+    from jikeyun_kingdee.hooks.kingdee import KingdeeError, KingdeeSessionLost, KingdeeTransportError
+
+    if isinstance(error, (JikeyunFatalError, pipeline.TargetNotReady)):
+        return True
+    return isinstance(error, KingdeeError) and not isinstance(error, (KingdeeTransportError, KingdeeSessionLost))
+
+
+@contextmanager
+def _no_retry_on_fatal() -> Iterator[None]:
+    """A fatal upstream error fails the task at once, without task retries."""
+    try:
+        yield
+    except Exception as exc:
+        if is_fatal(exc):
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise
+
+
+def run_window(context: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """The window a run reads: its data interval, or ``(None, None)`` (everything) for a full resync or a run
+    without a data interval (e.g. triggered manually with ``logical_date: null``).
+
+    The trigger form's ``full_resync`` is read from the run's conf (where the form puts it), not from the task's
+    ``params``: those are resolved onto the task object, which ``dag.test()`` reuses from one run to the next."""
+    dag_run = context.get("dag_run")
+    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if conf.get("full_resync") is True or start is None or end is None:
+        return None, None
+    return start, end
+
+
+def _folder(scheme: Scheme, context: dict[str, Any]):
+    start, end = run_window(context)
+    return run_folder(staging_base(), scheme.dag_id, context["run_id"], start, end)
+
+
+def _skip_rejects_alert(callbacks: list[Callable[..., Any]]) -> Callable[[dict[str, Any]], None]:
+    """The report task already sent the richer rejected-records alert: don't send a second one on its failure."""
+
+    def on_failure(context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), RejectedRecords):
+            return
+        for callback in callbacks:
+            callback(context)
+
+    return on_failure
+
+
+def build_dag(scheme: Scheme) -> DAG:
+    """The DAG ``jikeyun_kingdee_<scheme name>``."""
+    from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
+    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+    from jikeyun_kingdee.ledger import SyncLedger
+
+    alerting = scheme.alerting
+    on_failure = [SchemeAlertNotifier(alerting)] if alerting.on_failure and alerting.channels else []
+    default_args: dict[str, Any] = {
+        "owner": scheme.owner,
+        "retries": scheme.retries,
+        "retry_delay": timedelta(seconds=scheme.retry_delay_seconds),
+        "retry_exponential_backoff": scheme.retry_exponential_backoff,
+        "max_retry_delay": timedelta(seconds=scheme.max_retry_delay_seconds),
+        "on_failure_callback": on_failure,
+    }
+    dag_kwargs: dict[str, Any] = {}
+    deadline = deadline_alert(alerting) if AIRFLOW_V3 else None
+    if deadline is not None:
+        dag_kwargs["deadline"] = deadline
+    source, target = scheme.source, scheme.target
+
+    with DAG(
+        dag_id=scheme.dag_id,
+        description=(scheme.description or f"{source.method} → {target.form_id} ({target.organisation})")[:200],
+        schedule=CronDataIntervalTimetable(scheme.schedule, timezone=scheme.timezone),
+        start_date=scheme.start_date,
+        catchup=scheme.catchup,
+        max_active_runs=1,  # windows are applied one at a time, in order
+        tags=sorted({"jikeyun-kingdee", *scheme.tags}),
+        default_args=default_args,
+        params={
+            "full_resync": Param(
+                False, type="boolean", title="Full resync",
+                description="Read every record from the source instead of the run's data interval.",
+            )
+        },
+        doc_md=__doc__,
+        render_template_as_native_obj=True,
+        **dag_kwargs,
+    ) as dag:
+
+        @task(task_id="check_target")
+        def check_target() -> dict[str, Any]:
+            with _no_retry_on_fatal():
+                return pipeline.check_target(scheme, KingdeeHook(target.connection))
+
+        @task(task_id="extract")
+        def extract() -> dict[str, Any]:
+            context = get_current_context()
+            start, end = run_window(context)
+            log.info("window: %s → %s", start or "(everything)", end or "")
+            with _no_retry_on_fatal():
+                return pipeline.extract(scheme, JikeyunHook(source.connection), _folder(scheme, context), start, end)
+
+        @task(task_id="transform")
+        def transform(extracted: dict[str, Any]) -> dict[str, Any]:
+            return pipeline.transform(scheme, _folder(scheme, get_current_context()), extracted)
+
+        @task(task_id="filter")
+        def filter_rows(transformed: dict[str, Any]) -> dict[str, Any]:
+            return pipeline.filter_rows(scheme, _folder(scheme, get_current_context()), transformed)
+
+        @task(task_id="load_chunks")
+        def load_chunks(filtered: dict[str, Any]) -> list[dict[str, Any]]:
+            """The chunks the load maps over (Airflow maps only over a whole return value)."""
+            return filtered["chunks"]
+
+        @task(task_id="load", max_active_tis_per_dagrun=4)
+        def load(chunk: dict[str, Any]) -> dict[str, Any]:
+            context = get_current_context()
+            ledger = SyncLedger(scheme.name)
+            try:
+                with _no_retry_on_fatal():
+                    return pipeline.load_chunk(scheme, KingdeeHook(target.connection), ledger,
+                                               _folder(scheme, context), chunk, context["run_id"])
+            finally:
+                ledger.dispose()
+
+        @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure))
+        def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
+                   filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:
+            context = get_current_context()
+            manifests = list(loaded[:]) if loaded is not None else []  # one XCom read for every mapped load
+            summary = pipeline.summarise(extracted, transformed, filtered, manifests, checked)
+            log.info("run summary of %s: %s", scheme.dag_id, summary)
+            if summary["rejected"]:
+                counts = {k: v for k, v in summary.items() if isinstance(v, int)}
+                notify_rejects(context, alerting, counts=counts, rejected=summary["rejected_keys"])
+                raise RejectedRecords(
+                    f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
+                    f"(reasons in the staged rejects and load results of run {context['run_id']})"
+                )
+            return summary
+
+        checked = check_target()
+        extracted = extract()
+        transformed = transform(extracted)
+        filtered = filter_rows(transformed)
+        loaded = load.expand(chunk=load_chunks(filtered))
+        checked >> extracted
+        report(checked, extracted, transformed, filtered, loaded)
+    return dag
+
+
+def default_schemes_folder(dags_file: str | Path) -> Path:
+    """``$JIKEYUN_KINGDEE_SCHEMES`` or ``include/schemes`` next to the dags folder."""
+    import os
+
+    configured = os.environ.get("JIKEYUN_KINGDEE_SCHEMES")
+    return Path(configured) if configured else Path(dags_file).resolve().parents[1] / "include" / "schemes"
+
+
+def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DAG]:
+    """One DAG per valid scheme file of ``folder``; the invalid ones are reported through :class:`BrokenSchemes`.
+
+    :param dags_file: the DAG file that calls this; recorded as every DAG's ``fileloc`` so workers re-parse that
+        file (not this module) to find the DAG.
+    """
+    dags: dict[str, DAG] = {}
+    errors: list[str] = []
+    for path in scheme_files(folder):
+        try:
+            scheme = load_scheme(path)
+            if scheme.dag_id in dags:
+                raise SchemeError(f"{path}: name: {scheme.name!r} is used by another scheme file")
+            dags[scheme.dag_id] = build_dag(scheme)
+        except SchemeError as exc:
+            errors.append(str(exc))
+    if errors:
+        dags["jikeyun_kingdee_broken_schemes"] = BrokenSchemes(errors)
+    if dags_file:
+        for dag in dags.values():
+            dag.fileloc = str(dags_file)
+    return dags

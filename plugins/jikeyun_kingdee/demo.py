@@ -1,0 +1,136 @@
+"""The main job on a laptop: the warehouse DAG against both sandboxes, on SQLite and local files.
+
+``make demo`` (``python -m jikeyun_kingdee.demo``) starts the Jikeyun and Kingdee sandboxes on loopback, migrates a
+fresh Airflow metadata database under ``.demo/``, runs ``jikeyun_kingdee_warehouse_I0134`` twice with ``dag.test()``
+— the initial full load, then one hourly window in which warehouses were added, renamed and blocked up — and prints
+each run's summary and what now stands in the Kingdee sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
+MODIFIED_TO = datetime(2026, 11, 1, tzinfo=timezone.utc)
+DAG_ID = "jikeyun_kingdee_warehouse_I0134"
+
+
+def configure_airflow(home: Path, dags_folder: Path) -> None:
+    """Environment of an embedded Airflow: SQLite, local staging; must run before Airflow is imported."""
+    os.environ.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "AIRFLOW__JIKEYUN_KINGDEE__STAGING_BASE": f"file://{home / 'staging'}",
+    })
+
+
+def connect(jikeyun, kingdee) -> None:
+    """Airflow connections to the sandboxes, as ``AIRFLOW_CONN_*`` environment variables."""
+    os.environ["AIRFLOW_CONN_JIKEYUN_DEFAULT"] = json.dumps({
+        "conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": jikeyun.appsecret,
+    })
+    os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = json.dumps({
+        "conn_type": "kingdee", "host": f"{kingdee.url}/k3cloud/", "login": kingdee.username, "password": kingdee.password,
+        "extra": {"acct_id": kingdee.acct_id, "auth": "password"},
+    })
+
+
+def summary_of(dag_run) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalar(
+            XComModel.get_many(run_id=dag_run.run_id, key="return_value", dag_ids=DAG_ID, task_ids="report")
+            .with_only_columns(XComModel.value)
+        )
+    return json.loads(row) if isinstance(row, str) else (row or {})
+
+
+def print_run(title: str, dag_run) -> None:
+    print(f"\n== {title}: run {dag_run.run_id} → {dag_run.state}")
+    window = f"{dag_run.data_interval_start} → {dag_run.data_interval_end}"
+    print(f"   data interval: {window}")
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or t.end_date or datetime.max.replace(tzinfo=timezone.utc), t.map_index)):
+        name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+        print(f"   {name:<14} {ti.state}")
+    for key, value in summary_of(dag_run).items():
+        if key != "rejected_keys" or value:
+            print(f"   {key:<20} {value}")
+
+
+def print_kingdee(kingdee, limit: int) -> None:
+    stocks = sorted(kingdee.stocks(org="I0134"), key=lambda s: s["FNumber"])
+    statuses: dict[str, int] = {}
+    for stock in stocks:
+        statuses[stock["FDocumentStatus"]] = statuses.get(stock["FDocumentStatus"], 0) + 1
+    print(f"\n== Kingdee sandbox BD_STOCK of organisation I0134: {len(stocks)} warehouses, document status {statuses}")
+    print(f"   {'FStockId':>8}  {'FNumber':<14} {'status':<6} FName")
+    for stock in stocks[:limit]:
+        print(f"   {stock['FStockId']:>8}  {stock['FNumber']:<14} {stock['FDocumentStatus']:<6} {stock['FName']}")
+    if len(stocks) > limit:
+        print(f"   … {len(stocks) - limit} more")
+    calls = ", ".join(f"{op} {n}" for op, n in sorted(kingdee.calls.items()))
+    print(f"   Kingdee calls: {calls}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=Path(".demo"), help="embedded AIRFLOW_HOME (recreated)")
+    parser.add_argument("--warehouses", type=int, default=1000)
+    parser.add_argument("--show", type=int, default=15, help="Kingdee rows to print")
+    args = parser.parse_args(argv)
+
+    home = args.home.resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    dags_folder = REPO / "dags" if (REPO / "dags").is_dir() else Path.cwd() / "dags"
+    configure_airflow(home, dags_folder)
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
+    from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+
+    print(f"Airflow home {home} (SQLite, local staging); migrating the metadata database …", flush=True)
+    db.resetdb()
+    with JikeyunSandbox(warehouses=args.warehouses, modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as jikeyun, \
+            KingdeeSandbox() as kingdee:
+        connect(jikeyun, kingdee)
+        print(f"Jikeyun sandbox {jikeyun.url} ({len(jikeyun.warehouses)} warehouses); Kingdee sandbox {kingdee.url}")
+        bag = DagBag(dag_folder=str(dags_folder))
+        if bag.import_errors:
+            print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
+            return 1
+        dag = bag.get_dag(DAG_ID)
+
+        first_window_end = MODIFIED_TO + timedelta(hours=1)
+        initial = dag.test(logical_date=first_window_end, run_conf={"full_resync": True})
+        print_run("initial load (full resync)", initial)
+
+        codes = sorted(code for code, w in jikeyun.warehouses.items() if int(w["isBlockup"]) == 0 and not int(w.get("isDelete") or 0))
+        in_window = first_window_end + timedelta(minutes=20)
+        jikeyun.add_warehouse(warehouseCode="DEMO-NEW-01", warehouseName="演示新建仓", isBlockup=0, isDelete=0, modified_at=in_window)
+        jikeyun.modify_warehouse(codes[0], warehouseName=f"{jikeyun.warehouses[codes[0]]['warehouseName']}（更名）", modified_at=in_window)
+        jikeyun.block_warehouse(codes[1], modified_at=in_window)
+        hourly = dag.test(logical_date=first_window_end + timedelta(hours=1))
+        print_run("next hourly window (1 added, 1 renamed, 1 blocked up)", hourly)
+        print_kingdee(kingdee, args.show)
+    ok = initial.state == hourly.state == "success"
+    print(f"\nDemo {'succeeded' if ok else 'FAILED'}; staged files under {home / 'staging'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The steps of one run: extract → transform → filter → load → report, over staged files.
+
+Each step reads what the previous one staged, writes below its own folder of the run (cleared first, so a rerun
+replaces its own files) and returns a small JSON manifest for XCom. Steps take hooks and the ledger as arguments and
+know nothing of Airflow's wiring (that is :mod:`jikeyun_kingdee.dag_factory`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from jikeyun_kingdee.records import Warehouse
+from jikeyun_kingdee.scheme import Scheme
+from jikeyun_kingdee.staging import ObjectStoragePath, fresh_folder, read_ndjson, write_ndjson
+from jikeyun_kingdee.transform import MappingError, check_required, epoch_ms, latest_per_key, matches, plan_chunks, render_row
+from jikeyun_kingdee.upsert import upsert
+
+if TYPE_CHECKING:
+    from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
+    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+    from jikeyun_kingdee.ledger import SyncLedger
+
+log = logging.getLogger(__name__)
+
+RECORD_MODELS = {"warehouse": Warehouse}
+STAGED_PAGE_RECORDS = 1000  # records per staged file of extract and transform
+
+
+class TargetNotReady(RuntimeError):
+    """The target organisation or form does not exist: nothing was written."""
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _write_parts(folder: ObjectStoragePath, prefix: str, records: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
+    paths, total = [], 0
+    for number, part in enumerate(chunked(records, STAGED_PAGE_RECORDS)):
+        path = folder / f"{prefix}-{number:05d}.ndjson"
+        total += write_ndjson(path, part)
+        paths.append(str(path))
+    return paths, total
+
+
+def _read_parts(paths: Sequence[str]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        yield from read_ndjson(path)
+
+
+# -- steps ------------------------------------------------------------------------------------------------------
+
+
+def check_target(scheme: Scheme, hook: KingdeeHook) -> dict[str, Any]:
+    """Before the first write: the organisation exists and the form is known.
+
+    :raises TargetNotReady: naming what is missing.
+    """
+    target = scheme.target
+    if not hook.form_exists(target.form_id):
+        raise TargetNotReady(f"Kingdee form {target.form_id!r} is not known to the target data centre")
+    if not hook.organisation_exists(target.organisation):
+        raise TargetNotReady(f"Kingdee organisation {target.organisation!r} does not exist (form ORG_Organizations)")
+    return {"form_id": target.form_id, "organisation": target.organisation, "calls": dict(hook.call_counts)}
+
+
+def extract(
+    scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    """Read the window (or everything when ``start``/``end`` are None) and stage the raw records."""
+    source = scheme.source
+    out = fresh_folder(folder / "extract")
+    bizcontent = dict(source.bizcontent)
+    if source.include_blocked_and_deleted:
+        bizcontent["includeDeleteAndBlockup"] = 1
+    if source.window is None:
+        records: Iterable[dict[str, Any]] = (
+            record for page in hook.iter_pages(source.method, bizcontent, source.list_key, source.page_size) for record in page
+        )
+    else:
+        records = hook.iter_window(
+            source.method,
+            source.list_key,
+            window_start=start,
+            window_end=end,
+            page_size=source.page_size,
+            start_field=source.window.start_field,
+            end_field=source.window.end_field,
+            modified_field=source.window.modified_field,
+            bizcontent=bizcontent,
+        )
+    pages, fetched = _write_parts(out, "page", records)
+    log.info("extract: %d records from %s in %d staged pages", fetched, source.method, len(pages))
+    return {
+        "pages": pages,
+        "fetched": fetched,
+        "window": [start.isoformat() if start else None, end.isoformat() if end else None],
+        "calls": dict(hook.call_counts),
+        "retries": sum(getattr(hook, "retry_counts", Counter()).values()),
+    }
+
+
+def transform_record(scheme: Scheme, raw: dict[str, Any]) -> dict[str, Any]:
+    """One source record → ``{"key", "modified", "source", "row"}``.
+
+    :raises ValueError: (ValidationError, MappingError) naming the field.
+    """
+    source, target = scheme.source, scheme.target
+    model = RECORD_MODELS.get(source.record_model or "")
+    if model is not None:
+        model.model_validate(raw)
+    key = raw.get(source.id_field)
+    if key is None or str(key).strip() == "":
+        raise MappingError(f"{source.id_field}: id field is empty")
+    modified_field = source.window.modified_field if source.window else "gmtModified"
+    modified = epoch_ms(raw[modified_field]) if raw.get(modified_field) is not None else 0
+    row = render_row(target.fields, raw)
+    check_required(row, target.required)
+    return {
+        "key": str(key).strip(),
+        "modified": modified,
+        "source": {name: raw.get(name) for name in source.condition_fields},
+        "row": row,
+    }
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+    return str(error)
+
+
+def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, Any]) -> dict[str, Any]:
+    """Map every staged record to a target row; a record that fails goes to ``rejects.ndjson`` with its id and reason."""
+    out = fresh_folder(folder / "transform")
+    rejects: list[dict[str, Any]] = []
+
+    def items() -> Iterator[dict[str, Any]]:
+        for position, raw in enumerate(_read_parts(extracted["pages"])):
+            try:
+                yield transform_record(scheme, raw)
+            except (ValueError, TypeError) as exc:
+                key = raw.get(scheme.source.id_field) or raw.get("warehouseId") or f"record #{position}"
+                rejects.append({"key": str(key), "step": "transform", "reason": _describe(exc)})
+
+    parts, count = _write_parts(out, "part", items())
+    write_ndjson(out / "rejects.ndjson", rejects)
+    for reject in rejects:
+        log.warning("transform rejected %s: %s", reject["key"], reject["reason"])
+    return {"parts": parts, "items": count, "rejected": len(rejects), "rejects": str(out / "rejects.ndjson")}
+
+
+def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str, Any]) -> dict[str, Any]:
+    """Apply the condition, de-duplicate by id keeping the latest, and stage batches grouped into load chunks."""
+    source, target = scheme.source, scheme.target
+    out = fresh_folder(folder / "filter")
+    total = 0
+    kept = []
+    for item in _read_parts(transformed["parts"]):
+        total += 1
+        if matches(source.condition, item["source"]):
+            kept.append({"key": item["key"], "modified": item["modified"], "row": item["row"]})
+    filtered_out = total - len(kept)
+    duplicates = 0
+    if source.deduplicate:
+        kept, duplicates = latest_per_key(kept)
+    batches = []
+    for number, batch in enumerate(chunked(kept, target.rows_per_batch)):
+        path = out / f"batch-{number:05d}.ndjson"
+        write_ndjson(path, batch)
+        batches.append(str(path))
+    chunks = [
+        {"chunk": i, "batches": [batches[b] for b in members]}
+        for i, members in enumerate(plan_chunks(len(batches), scheme.max_load_chunks))
+    ]
+    log.info("filter: %d in, %d filtered out, %d duplicates, %d rows in %d batches, %d load chunks",
+             total, filtered_out, duplicates, len(kept), len(batches), len(chunks))
+    return {
+        "chunks": chunks,
+        "counts": {"in": total, "filtered_out": filtered_out, "duplicates": duplicates, "rows": len(kept), "batches": len(batches)},
+    }
+
+
+def load_chunk(
+    scheme: Scheme,
+    hook: KingdeeHook,
+    ledger: SyncLedger,
+    folder: ObjectStoragePath,
+    chunk: dict[str, Any],
+    run_id: str,
+) -> dict[str, Any]:
+    """Upsert the chunk's batches; rows older than what the ledger says was applied are skipped as ``stale``."""
+    target = scheme.target
+    out = folder / "load"
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    for batch_path in chunk["batches"]:
+        items = list(read_ndjson(batch_path))
+        applied = ledger.applied(item["key"] for item in items)
+        fresh = [item for item in items if applied.get(item["key"], -1) <= item["modified"]]
+        for item in items:
+            if applied.get(item["key"], -1) > item["modified"]:
+                results.append({"key": item["key"], "status": "stale", "modified": item["modified"],
+                                "message": f"ledger holds a later source time ({applied[item['key']]})"})
+        if not fresh:
+            continue
+        outcomes = upsert(hook, target.form_id, [item["row"] for item in fresh], org_number=target.organisation,
+                          number_field=target.number_field, pk_field=target.pk_field,
+                          submit_and_audit=target.submit_and_audit)
+        ledger.advance({fresh[o.index]["key"]: fresh[o.index]["modified"] for o in outcomes if o.status != "rejected"}, run_id)
+        for outcome in outcomes:
+            item = fresh[outcome.index]
+            results.append({"key": item["key"], "status": outcome.status, "id": outcome.id, "modified": item["modified"],
+                            "field": outcome.field, "message": outcome.message})
+    path = out / f"chunk-{chunk['chunk']:05d}.ndjson"
+    write_ndjson(path, results)
+    counts = Counter(result["status"] for result in results)
+    for result in results:
+        if result["status"] == "rejected":
+            log.warning("load rejected %s: %s %s", result["key"], result.get("field") or "", result.get("message") or "")
+    return {"chunk": chunk["chunk"], "results": str(path), "counts": dict(counts), "calls": dict(hook.call_counts)}
+
+
+def summarise(
+    extracted: dict[str, Any], transformed: dict[str, Any], filtered: dict[str, Any],
+    loaded: Iterable[dict[str, Any]], checked: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Totals of a run; ``rejected_keys`` lists every rejected record (transform and load)."""
+    loaded = [manifest for manifest in loaded if manifest]
+    outcomes: Counter[str] = Counter()
+    calls: Counter[str] = Counter(extracted.get("calls", {}))
+    calls.update((checked or {}).get("calls", {}))
+    rejected = [r["key"] for r in read_ndjson(transformed["rejects"])]
+    for manifest in loaded:
+        outcomes.update(manifest["counts"])
+        calls.update(manifest["calls"])
+        rejected.extend(r["key"] for r in read_ndjson(manifest["results"]) if r["status"] == "rejected")
+    counts = filtered["counts"]
+    return {
+        "window": extracted.get("window"),
+        "fetched": extracted["fetched"],
+        "transform_rejected": transformed["rejected"],
+        "filtered_out": counts["filtered_out"],
+        "duplicates_dropped": counts["duplicates"],
+        "rows": counts["rows"],
+        "batches": counts["batches"],
+        "load_chunks": len(loaded),
+        "created": outcomes.get("created", 0),
+        "updated": outcomes.get("updated", 0),
+        "unchanged": outcomes.get("unchanged", 0),
+        "stale_skipped": outcomes.get("stale", 0),
+        "rejected": len(rejected),
+        "rejected_keys": rejected[:200],
+        "api_calls": dict(sorted(calls.items())),
+        "api_calls_total": sum(calls.values()),
+        "http_retries": extracted.get("retries", 0),
+    }
