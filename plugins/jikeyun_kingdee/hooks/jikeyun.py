@@ -25,6 +25,7 @@ call per halving level above the data's time span.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import threading
@@ -45,6 +46,8 @@ from requests.auth import AuthBase
 
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.http.hooks.http import HttpHook
+
+from jikeyun_kingdee.hooks.call_log import logged_call
 from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time
 
 if TYPE_CHECKING:
@@ -369,11 +372,20 @@ class JikeyunHook(HttpHook):
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._post, method, compact_json(bizcontent))
+        attempts = itertools.count(1)
+        return retrying(lambda: self._post(method, bizcontent, next(attempts)))
 
-    def _post(self, method: str, bizcontent: str) -> dict[str, Any]:
+    def _post(self, method: str, bizcontent: dict[str, Any], attempt: int) -> dict[str, Any]:
         self.rate_limiter.acquire()
         self.call_counts[method] += 1
+        window = [bizcontent[k] for k in ("gmtModifiedStart", "gmtModifiedEnd") if k in bizcontent]
+        with logged_call(self.log, "jikeyun", method, page=bizcontent.get("pageIndex"), page_size=bizcontent.get("pageSize"),
+                         window="~".join(window).replace(" ", "T") or None, attempt=attempt) as call:
+            data = self._post_once(method, compact_json(bizcontent))
+            call["rows"] = next((len(v) for v in data.values() if isinstance(v, list)), None) if isinstance(data, dict) else None
+            return data
+
+    def _post_once(self, method: str, bizcontent: str) -> dict[str, Any]:
         try:
             response: Response = self.run(
                 data={"method": method, "bizcontent": bizcontent},

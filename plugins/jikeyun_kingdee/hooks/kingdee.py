@@ -13,6 +13,7 @@ import binascii
 import collections
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ import requests
 import tenacity
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.http.hooks.http import HttpHook
+
+from jikeyun_kingdee.hooks.call_log import logged_call
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from requests.auth import AuthBase
 from urllib3.exceptions import NewConnectionError
@@ -374,6 +377,15 @@ class KingdeeHook(HttpHook):
                                     status=response.status_code, retryable=retryable)
 
     # -- calls -------------------------------------------------------------------------------------------
+    def _logged_send(self, operation: str, body: dict, *, attempt: int = 1, replay: int = 1) -> Any:
+        """:meth:`_send` with one structured log line: operation, form, rows sent, latency, attempt (no secret)."""
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        model = data.get("Model")
+        with logged_call(self.log, "kingdee", operation, form=body.get("formid") or data.get("FormId"),
+                         rows=len(model) if isinstance(model, list) else None,
+                         attempt=attempt, replay=replay if replay > 1 else None):
+            return self._send(operation, body)
+
     def _send(self, operation: str, body: dict) -> Any:
         """One HTTP request; raises typed errors; returns the decoded JSON body."""
         prefix = SERVICE_PREFIX["auth" if operation in AUTH_OPERATIONS else "form"]
@@ -417,7 +429,7 @@ class KingdeeHook(HttpHook):
             operation = "LoginByAppSecret"
             body = {"acctID": s.acct_id, "username": s.username, "appid": s.app_id, "appsecret": s.secret,
                     "lcid": s.lcid}
-        reply = self._send(operation, body)
+        reply = self._logged_send(operation, body)
         if not isinstance(reply, dict) or reply.get("LoginResultType") != 1:
             message = reply.get("Message") if isinstance(reply, dict) else None
             raise KingdeeAuthError(f"Kingdee {operation} refused for user {s.username!r} in data centre "
@@ -425,18 +437,18 @@ class KingdeeHook(HttpHook):
         self._logged_in = True
         self.log.info("Kingdee: logged in as %s to data centre %s (%s)", s.username, s.acct_id, operation)
 
-    def _call_once(self, operation: str, body: dict) -> Any:
+    def _call_once(self, operation: str, body: dict, attempt: int = 1) -> Any:
         """Log in if needed, send, and on session loss log in again and replay once."""
-        for attempt in (1, 2):
+        for replay in (1, 2):
             if not self._logged_in:
                 self._login()
-            reply = self._send(operation, body)
+            reply = self._logged_send(operation, body, attempt=attempt, replay=replay)
             status = response_status(reply)
             if not (status and status.get("MsgCode") == MSG_SESSION_LOST):
                 return reply
             self._logged_in = False
             self.get_conn().cookies.clear()
-            if attempt == 1:
+            if replay == 1:
                 self.log.warning("Kingdee %s: session lost (MsgCode 1); logging in again and replaying once",
                                  operation)
         raise error_from_status(status, operation)
@@ -455,7 +467,8 @@ class KingdeeHook(HttpHook):
                                                         state.outcome.exception() if state.outcome else None),
             reraise=True,
         )
-        return retrying(self._call_once, operation, body)
+        attempts = itertools.count(1)
+        return retrying(lambda: self._call_once(operation, body, next(attempts)))
 
     # -- operations --------------------------------------------------------------------------------------
     def batch_save(
