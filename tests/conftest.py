@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testsupport import REPO, require_service  # noqa: F401 - re-exported for fixtures
+from testsupport import REPO
 
 _HOME = Path(os.environ.get("JK_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="jk-airflow-home-"))
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from jikeyun_kingdee.sandbox._http import Reply, Request, SandboxServer
+from testsupport import WebhookReceiver
 
 DINGTALK_TOKEN = "dt-token-5f1c2e9a77"
 DINGTALK_SIGN_SECRET = "SECsign-77aa31f0c2"
@@ -25,34 +24,6 @@ WECOM_KEY = "wecom-key-0b8d7c4e21"
 SMTP_LOGIN = "alerts"
 SMTP_PASSWORD = "smtp-pass-93ab5d10"
 SECRETS = (DINGTALK_TOKEN, DINGTALK_SIGN_SECRET, WECOM_KEY, SMTP_PASSWORD)
-
-
-@dataclass
-class Posted:
-    """One webhook call as the receiver saw it."""
-
-    path: str
-    query: dict[str, str]
-    body: Any
-    headers: dict[str, str]
-
-
-class WebhookReceiver(SandboxServer):
-    """Robot webhook stand-in (DingTalk and WeCom answer alike): records POSTed JSON, answers ``answer``."""
-
-    name = "webhook"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.posted: list[Posted] = []
-        self.answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok"}
-
-    def handle(self, request: Request) -> Reply:
-        url = urlsplit(request.path)
-        query = {name: values[0] for name, values in parse_qs(url.query).items()}
-        self.posted.append(Posted(url.path, query, json.loads(request.body or b"null"), request.headers))
-        self.count(url.path)
-        return Reply(body=self.answer)
 
 
 @dataclass

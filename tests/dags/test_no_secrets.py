@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from dag_timeline import JIKEYUN_SECRET, KINGDEE_APP_SECRET, KINGDEE_PASSWORD, hour
 
