@@ -89,11 +89,11 @@ def parse_times(repeat: int = 5) -> tuple[float, float]:
     return statistics.median(colds), statistics.median(warms)
 
 
-def minimum_calls(total: int, active: int, page_size_max: int = 200, rows_per_batch: int = 100) -> dict[str, int]:
-    """The fewest calls any client could make for a full sync into an empty target with this scheme's batch size:
-    every page at the API's maximum size plus the short/empty page that proves the end, one login, one BatchSave
-    (saved, submitted and audited by IsAutoSubmitAndAudit) a batch of new rows."""
-    return {"erp.warehouse.get": total // page_size_max + 1, "login": 1, "BatchSave": math.ceil(active / rows_per_batch)}
+def minimum_calls(total: int, active: int, page_size: int, rows_per_batch: int) -> dict[str, int]:
+    """The fewest calls any client could make for a full sync into an empty target with the scheme's page and batch
+    sizes: every page full plus the short/empty page that proves the end (plain offset paging, which can lose records),
+    one login, one BatchSave a batch of new rows (were it saved, submitted and audited by IsAutoSubmitAndAudit)."""
+    return {"erp.warehouse.get": total // page_size + 1, "login": 1, "BatchSave": math.ceil(active / rows_per_batch)}
 
 
 def run_size(size: int) -> dict:
@@ -135,11 +135,14 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
 
+    from jikeyun_kingdee.scheme import load_scheme
+
+    scheme = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
     cold, warm = parse_times()
     print(f"DAG file parse time: {cold * 1000:.0f} ms cold (fresh interpreter, imports included), {warm * 1000:.1f} ms warm")
     for size in args.sizes:
         figures = run_size(size)
-        minimum = minimum_calls(size, figures["active"])
+        minimum = minimum_calls(size, figures["active"], scheme.source.page_size, scheme.target.rows_per_batch)
         print(f"\n{size} warehouses, full sync into an empty Kingdee ({figures['active']} active after the condition): "
               f"run {figures['state']} in {figures['seconds']:.1f} s wall, peak RSS of the task process {figures['peak_rss_mb']:.0f} MB")
         print(f"  {'endpoint':<28}{'calls':>8}{'minimum':>10}")
