@@ -6,9 +6,12 @@ Run: ``.venv/bin/python benchmarks/jikeyun_calls.py [--warehouses 1000]``
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # figures only, not one log line per API call
+
 import argparse
 import json
-import os
 import tempfile
 from datetime import datetime, timedelta, timezone
 

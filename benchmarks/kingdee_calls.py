@@ -7,9 +7,12 @@ Prints the HTTP requests per operation as counted by the hook and by the sandbox
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # figures only, not one log line per API call
+
 import argparse
 import json
-import os
 import tempfile
 import time
 
