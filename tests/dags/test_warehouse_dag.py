@@ -158,3 +158,17 @@ def test_missing_organisation_stops_before_any_write(warehouse_dag, jikeyun, kin
     assert ti_states["extract"] == "upstream_failed"
     assert kingdee.calls.get("BatchSave", 0) == 0 and kingdee.stocks() == []
     assert dr.get_task_instance("check_target").try_number == 1  # fatal: not retried
+
+
+def test_fatal_upstream_error_fails_at_once_without_any_retry(warehouse_dag, jikeyun, kingdee, monkeypatch) -> None:
+    """A wrong appsecret (Jikeyun sign error 0858030801) is final: no HTTP retry in the hook, no task retry."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_JIKEYUN_DEFAULT", json.dumps({
+        "conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": "not-the-appsecret"}))
+    dr = warehouse_dag.test(logical_date=hour(1))
+    assert dr.state == "failed"
+    extract = dr.get_task_instance("extract")
+    assert extract.state == "failed" and extract.try_number == 1
+    assert jikeyun.calls.get("erp.warehouse.get", 0) == 1
+    assert kingdee.calls.get("BatchSave", 0) == 0
