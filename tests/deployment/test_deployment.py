@@ -161,8 +161,8 @@ def test_deadline_alert_is_sent_by_the_triggerer(
     alerts = deployment.wait_until(deadline_alerts, "the deadline_missed alert on the WeCom receiver", timeout=180)
     assert len(alerts) == 1
     alert = alerts[0]
-    assert alert["path"] == "/cgi-bin/webhook/send" and alert["query"] == {"key": WECOM_KEY}
-    content = alert["body"]["markdown"]["content"]
+    assert alert.path == "/cgi-bin/webhook/send" and alert.query == {"key": WECOM_KEY}
+    content = alert.body["markdown"]["content"]
     assert DEADLINE_DAG_ID in content and run_id in content
     # The run was only slow, not broken: it still succeeds, and nothing else was alerted.
     deployment.wait_for_run(DEADLINE_DAG_ID, run_id, timeout=SLOW_SECONDS + 120)
