@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -29,4 +30,9 @@ def airflow_db() -> None:
     """A freshly migrated Airflow metadata DB (SQLite in the private AIRFLOW_HOME), once per test session."""
     from airflow.utils import db
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     db.resetdb()
+    # Airflow 2's migrations apply alembic.ini's logging: a root handler bound to this test's captured stderr
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -36,14 +36,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from airflow.providers.dingding.hooks.dingding import DingdingHook
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.smtp.hooks.smtp import SmtpHook
-from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference
-from airflow.sdk.log import mask_secret
 
-try:  # registered secrets (connection passwords, variables) of this process
-    from airflow.sdk._shared.secrets_masker import redact as _airflow_redact
-except ImportError:  # pragma: no cover - layout of other Airflow versions
-    def _airflow_redact(value: str) -> str:
-        return value
+from jikeyun_kingdee.compat import (
+    AIRFLOW_V3,
+    AsyncCallback,
+    BaseNotifier,
+    DeadlineAlert,
+    DeadlineReference,
+    mask_secret,
+    redact,
+    ui_run_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,18 +154,11 @@ def _read(source: Any, *names: str) -> Any:
 
 
 def run_url(base_url: str | None, dag_id: str, run_id: str | None, task_id: str | None = None) -> str | None:
-    """Link to the run (or one task of it) in the Airflow 3 UI.
+    """Link to the run (or one task of it) in the Airflow UI; ``None`` without a run.
 
-    :param base_url: UI base; ``None`` = ``[api] base_url`` of the Airflow configuration.
+    :param base_url: UI base; ``None`` = the one in the Airflow configuration.
     """
-    if not run_id:
-        return None
-    if base_url is None:
-        from airflow.sdk.configuration import conf
-
-        base_url = conf.get("api", "base_url", fallback="http://localhost:8080")
-    url = f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
-    return f"{url}/tasks/{quote(task_id, safe='')}" if task_id else url
+    return ui_run_url(base_url, dag_id, run_id, task_id) if run_id else None
 
 
 def describe_error(error: BaseException | str | None) -> str | None:
@@ -170,7 +166,7 @@ def describe_error(error: BaseException | str | None) -> str | None:
     if error is None:
         return None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return _airflow_redact(text)
+    return redact(text)
 
 
 def alert_from_context(context: Mapping[str, Any], kind: AlertKind, *, base_url: str | None = None, **extra: Any) -> Alert:
@@ -424,8 +420,9 @@ def deadline_alert(config: AlertingConfig) -> DeadlineAlert | None:
     every scheduler and API server. A scheduled run of a data-interval timetable is queued as soon as its
     window closes, so ``DAGRUN_QUEUED_AT`` gives "N minutes after the window closed" for scheduled runs and
     keeps backfilled or caught-up runs (queued long after their window) from alerting at once.
+    ``None`` on Airflow 2, which has SLAs instead (:func:`sla_miss_callback`).
     """
-    if config.deadline_minutes is None or not config.channels:
+    if not AIRFLOW_V3 or config.deadline_minutes is None or not config.channels:
         return None
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
@@ -453,3 +450,52 @@ async def deadline_missed(config: str | Mapping[str, Any], context: Mapping[str,
     alert = alert_from_context(context, "deadline_missed", base_url=alerting.base_url, error=error)
     # the hooks are blocking: keep the triggerer's event loop free
     return await asyncio.to_thread(send_alert, alert, alerting)
+
+
+def sla_miss_callback(config: AlertingConfig) -> Callable[..., list[str]] | None:
+    """Airflow 2's form of the deadline: the DAG's ``sla_miss_callback``, with ``sla`` = ``deadline_minutes`` on
+    every task; ``None`` when the scheme has no deadline or no channel.
+
+    Airflow 2 misses a task's SLA when it has not finished ``sla`` after its run's data interval closed — for a
+    scheduled run the same moment as the Airflow 3 deadline (the run is queued when its window closes); manual
+    runs have no SLA.
+    """
+    if config.deadline_minutes is None or not config.channels:
+        return None
+    return functools.partial(sla_missed, config.model_dump_json(exclude_defaults=True))
+
+
+def sla_missed(
+    config: str | Mapping[str, Any], dag: Any, task_list: str, blocking_task_list: str, slas: list[Any],
+    blocking_tis: list[Any],
+) -> list[str]:
+    """Airflow 2 SLA-miss callback (the DAG processor calls it): send the deadline alert of each missed run.
+
+    ``task_list``, ``blocking_task_list`` and ``blocking_tis`` are passed by Airflow and not used.
+
+    :param config: the scheme's alerting section, as JSON or dict.
+    :param dag: the DAG whose tasks missed their SLA.
+    :param slas: the new ``SlaMiss`` rows (``task_id``, ``execution_date``).
+    :return: the channels that delivered, over every alert sent.
+    """
+    from airflow.models.dagrun import DagRun  # Airflow 2 only, like the SLA itself
+    from airflow.utils.types import DagRunType
+
+    alerting = (
+        AlertingConfig.model_validate_json(config) if isinstance(config, str) else AlertingConfig.model_validate(config)
+    )
+    missed: dict[datetime, list[str]] = {}
+    for sla in slas:
+        missed.setdefault(sla.execution_date, []).append(sla.task_id)
+    delivered: list[str] = []
+    for logical_date, task_ids in sorted(missed.items()):
+        window = dag.infer_automated_data_interval(logical_date)
+        run_id = DagRun.generate_run_id(DagRunType.SCHEDULED, logical_date)
+        alert = Alert(
+            kind="deadline_missed", dag_id=dag.dag_id, run_id=run_id, window_start=window.start, window_end=window.end,
+            error=f"task(s) {', '.join(sorted(task_ids))} not finished {alerting.deadline_minutes} min after the window "
+            "closed (SLA)",
+            url=run_url(alerting.base_url, dag.dag_id, run_id),
+        )
+        delivered += send_alert(alert, alerting)
+    return delivered

@@ -1,9 +1,23 @@
-"""The one place that knows which Airflow line is installed (3.1+ or 2.10/2.11).
+"""The one place that knows which Airflow line is installed: 3.1+ or 2.10/2.11.
 
-Everything else imports Airflow names from here and is written for Airflow 3.
+Everything else imports Airflow names from here and is written for Airflow 3. What differs on Airflow 2:
+
+* imports: ``airflow.sdk`` → ``airflow.decorators``, ``airflow.models``, ``airflow.hooks.base``, ``airflow.io.path``,
+  ``airflow.timetables.interval``, ``airflow.notifications.basenotifier``, ``airflow.utils.log.secrets_masker``;
+* monitoring: no Deadline Alerts (``AsyncCallback``, ``DeadlineAlert``, ``DeadlineReference`` are ``None``); the
+  scheme's deadline becomes an SLA (see :func:`jikeyun_kingdee.alerting.sla_miss_callback`);
+* the UI: ``[webserver] base_url`` and the grid view instead of ``[api] base_url`` and the run pages
+  (:func:`ui_run_url`);
+* running a DAG in-process (:func:`run_dag_test`), loading a DAG folder (:func:`load_dag_bag`) and reading a task's
+  return value from the metadata DB (:func:`return_value_of`), used by the demo and the tests: ``execution_date`` vs
+  ``logical_date``, ``airflow.models.dagbag`` vs ``airflow.dag_processing.dagbag``, ``XCom`` vs ``XComModel``.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
@@ -13,9 +27,12 @@ AIRFLOW_V3 = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0")
 if AIRFLOW_V3:
     from airflow.sdk import (
         DAG,
+        AsyncCallback,
         BaseHook,
         BaseNotifier,
         CronDataIntervalTimetable,
+        DeadlineAlert,
+        DeadlineReference,
         ObjectStoragePath,
         Param,
         conf,
@@ -23,6 +40,14 @@ if AIRFLOW_V3:
         task,
     )
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.log import mask_secret
+
+    try:  # 3.2+
+        from airflow.sdk._shared.secrets_masker import redact
+    except ImportError:  # 3.1
+        from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
+
+    _UI_BASE_URL = ("api", "base_url")
 else:  # Airflow 2.10 / 2.11
     from airflow.configuration import conf  # type: ignore[no-redef]
     from airflow.decorators import task  # type: ignore[no-redef]
@@ -34,6 +59,64 @@ else:  # Airflow 2.10 / 2.11
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
     from airflow.operators.python import get_current_context  # type: ignore[no-redef]
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
+    from airflow.utils.log.secrets_masker import mask_secret, redact  # type: ignore[no-redef]
+
+    AsyncCallback = DeadlineAlert = DeadlineReference = None  # Airflow 2 has SLAs instead
+    _UI_BASE_URL = ("webserver", "base_url")
+
+
+def ui_run_url(base_url: str | None, dag_id: str, run_id: str, task_id: str | None = None) -> str:
+    """Link to a DAG run, or one task of it, in the installed Airflow's UI.
+
+    :param base_url: UI base; ``None`` = the configured one (``[api] base_url``, on Airflow 2 ``[webserver] base_url``).
+    """
+    if base_url is None:
+        base_url = conf.get(*_UI_BASE_URL, fallback="http://localhost:8080")
+    dag_url = f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}"
+    if not AIRFLOW_V3:  # the grid view selects a run and a task by query parameters
+        return f"{dag_url}/grid?" + urlencode({"dag_run_id": run_id, **({"task_id": task_id} if task_id else {})})
+    run_url = f"{dag_url}/runs/{quote(run_id, safe='')}"
+    return f"{run_url}/tasks/{quote(task_id, safe='')}" if task_id else run_url
+
+
+def load_dag_bag(dag_folder: str) -> Any:
+    """The ``DagBag`` of ``dag_folder`` (example DAGs as configured)."""
+    if AIRFLOW_V3:
+        from airflow.dag_processing.dagbag import DagBag
+    else:
+        from airflow.models.dagbag import DagBag
+    return DagBag(dag_folder=dag_folder)
+
+
+def run_dag_test(dag: Any, logical_date: datetime | None, run_conf: dict[str, Any] | None = None) -> Any:
+    """Run ``dag`` once in this process (``dag.test()``) and return its DAG run.
+
+    :param logical_date: the run's logical date; ``None`` on Airflow 3 = a run without one (and without a data
+        interval), on Airflow 2 (where every run has one) = now.
+    """
+    if AIRFLOW_V3:
+        return dag.test(logical_date=logical_date, run_conf=run_conf)
+    return dag.test(execution_date=logical_date, run_conf=run_conf)
+
+
+def return_value_of(dag_run: Any, task_id: str) -> Any:
+    """What task ``task_id`` of ``dag_run`` returned (its ``return_value`` XCom), or ``None``."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if not AIRFLOW_V3:
+            from airflow.models.xcom import XCom
+
+            return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id,
+                                key="return_value", session=session)
+        from airflow.models.xcom import XComModel
+
+        value = session.scalar(
+            XComModel.get_many(run_id=dag_run.run_id, key="return_value", dag_ids=dag_run.dag_id, task_ids=task_id)
+            .with_only_columns(XComModel.value)
+        )
+    return XComModel.deserialize_value(type("StoredXCom", (), {"value": value})()) if value is not None else None
+
 
 __all__ = [
     "AIRFLOW_V3",
@@ -41,12 +124,21 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "AsyncCallback",
     "BaseHook",
     "BaseNotifier",
     "CronDataIntervalTimetable",
+    "DeadlineAlert",
+    "DeadlineReference",
     "ObjectStoragePath",
     "Param",
     "conf",
     "get_current_context",
+    "load_dag_bag",
+    "mask_secret",
+    "redact",
+    "return_value_of",
+    "run_dag_test",
     "task",
+    "ui_run_url",
 ]

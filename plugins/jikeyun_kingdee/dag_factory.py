@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jikeyun_kingdee import pipeline
-from jikeyun_kingdee.alerting import SchemeAlertNotifier, deadline_alert, notify_rejects
+from jikeyun_kingdee.alerting import SchemeAlertNotifier, deadline_alert, notify_rejects, sla_miss_callback
 from jikeyun_kingdee.compat import (
     AIRFLOW_V3,
     DAG,
@@ -117,9 +117,14 @@ def build_dag(scheme: Scheme) -> DAG:
         "on_failure_callback": on_failure,
     }
     dag_kwargs: dict[str, Any] = {}
-    deadline = deadline_alert(alerting) if AIRFLOW_V3 else None
-    if deadline is not None:
-        dag_kwargs["deadline"] = deadline
+    report_sla: dict[str, Any] = {}
+    if AIRFLOW_V3:
+        if (deadline := deadline_alert(alerting)) is not None:
+            dag_kwargs["deadline"] = deadline
+    elif (on_sla_miss := sla_miss_callback(alerting)) is not None:
+        # Airflow 2: the deadline is the SLA of the run's last task (mapped tasks take no SLA)
+        dag_kwargs["sla_miss_callback"] = on_sla_miss
+        report_sla["sla"] = timedelta(minutes=alerting.deadline_minutes)
     source, target = scheme.source, scheme.target
 
     with DAG(
@@ -179,7 +184,8 @@ def build_dag(scheme: Scheme) -> DAG:
             finally:
                 ledger.dispose()
 
-        @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure))
+        @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure),
+              **report_sla)
         def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
                    filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:
             context = get_current_context()

@@ -46,15 +46,9 @@ def connect(jikeyun, kingdee) -> None:
 
 
 def summary_of(dag_run) -> dict:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
+    from jikeyun_kingdee.compat import return_value_of
 
-    with create_session() as session:
-        row = session.scalar(
-            XComModel.get_many(run_id=dag_run.run_id, key="return_value", dag_ids=DAG_ID, task_ids="report")
-            .with_only_columns(XComModel.value)
-        )
-    return json.loads(row) if isinstance(row, str) else (row or {})
+    return return_value_of(dag_run, "report") or {}
 
 
 def print_run(title: str, dag_run) -> None:
@@ -97,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     dags_folder = REPO / "dags" if (REPO / "dags").is_dir() else Path.cwd() / "dags"
     configure_airflow(home, dags_folder)
 
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
+    from jikeyun_kingdee.compat import load_dag_bag, run_dag_test
     from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
     from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
 
@@ -109,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             KingdeeSandbox() as kingdee:
         connect(jikeyun, kingdee)
         print(f"Jikeyun sandbox {jikeyun.url} ({len(jikeyun.warehouses)} warehouses); Kingdee sandbox {kingdee.url}")
-        bag = DagBag(dag_folder=str(dags_folder))
+        bag = load_dag_bag(str(dags_folder))
         if bag.import_errors:
             print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
             return 1
         dag = bag.get_dag(DAG_ID)
 
         first_window_end = MODIFIED_TO + timedelta(hours=1)
-        initial = dag.test(logical_date=first_window_end, run_conf={"full_resync": True})
+        initial = run_dag_test(dag, first_window_end, run_conf={"full_resync": True})
         print_run("initial load (full resync)", initial)
 
         codes = sorted(code for code, w in jikeyun.warehouses.items() if int(w["isBlockup"]) == 0 and not int(w.get("isDelete") or 0))
@@ -124,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         jikeyun.add_warehouse(warehouseCode="DEMO-NEW-01", warehouseName="演示新建仓", isBlockup=0, isDelete=0, modified_at=in_window)
         jikeyun.modify_warehouse(codes[0], warehouseName=f"{jikeyun.warehouses[codes[0]]['warehouseName']}（更名）", modified_at=in_window)
         jikeyun.block_warehouse(codes[1], modified_at=in_window)
-        hourly = dag.test(logical_date=first_window_end + timedelta(hours=1))
+        hourly = run_dag_test(dag, first_window_end + timedelta(hours=1))
         print_run("next hourly window (1 added, 1 renamed, 1 blocked up)", hourly)
         print_kingdee(kingdee, args.show)
     ok = initial.state == hourly.state == "success"

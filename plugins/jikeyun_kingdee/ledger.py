@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url  # not at top level in SQLAlchemy 1.4 (Airflow 2)
 
 from jikeyun_kingdee.compat import BaseHook
 
@@ -30,17 +31,17 @@ ledger_table = sa.Table(
 )
 
 
-def ledger_url(conn_id: str = LEDGER_CONN_ID) -> sa.URL:
+def ledger_url(conn_id: str = LEDGER_CONN_ID) -> URL:
     """SQLAlchemy URL of the ledger connection, or of the default SQLite file when the connection is absent."""
     try:
         conn = BaseHook.get_connection(conn_id)
     except Exception:  # AirflowNotFoundException, or no connection backend at all
         home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-        return sa.make_url(f"sqlite:///{os.path.join(home, 'jikeyun_kingdee_ledger.db')}")
+        return make_url(f"sqlite:///{os.path.join(home, 'jikeyun_kingdee_ledger.db')}")
     if conn.conn_type == "sqlite":
-        return sa.make_url(f"sqlite:///{conn.host}")
+        return make_url(f"sqlite:///{conn.host}")
     if conn.conn_type in ("postgres", "postgresql"):
-        return sa.URL.create(
+        return URL.create(
             "postgresql+psycopg2",
             username=conn.login or None,
             password=conn.password or None,
@@ -58,7 +59,7 @@ class SyncLedger:
     :param url: a SQLAlchemy URL; default from :func:`ledger_url`.
     """
 
-    def __init__(self, scheme: str, url: sa.URL | str | None = None) -> None:
+    def __init__(self, scheme: str, url: URL | str | None = None) -> None:
         self.scheme = scheme
         self.engine = sa.create_engine(url or ledger_url(), future=True, pool_pre_ping=True)
         _metadata.create_all(self.engine, checkfirst=True)

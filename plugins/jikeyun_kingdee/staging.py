@@ -60,6 +60,6 @@ def write_ndjson(path: ObjectStoragePath, records: Iterable[dict[str, Any]]) -> 
 def read_ndjson(path: ObjectStoragePath | str) -> Iterator[dict[str, Any]]:
     path = ObjectStoragePath(path) if isinstance(path, str) else path
     with path.open("r", encoding="utf-8") as lines:
-        for line in lines:
+        for line in iter(lines.readline, ""):  # Airflow 2's file wrapper is not iterable
             if line.strip():
                 yield json.loads(line)

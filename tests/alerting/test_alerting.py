@@ -10,7 +10,6 @@ import importlib.util
 import json
 import traceback
 from datetime import timedelta
-from urllib.parse import quote
 
 import pendulum
 import pytest
@@ -30,6 +29,8 @@ from jikeyun_kingdee.alerting import (
     render_markdown,
     send_alert,
 )
+
+from airflow_compat import expected_run_url, only_airflow2, only_airflow3, run_dag_test
 
 from .conftest import (
     DINGTALK_SIGN_SECRET,
@@ -57,7 +58,7 @@ def _alert(**overrides) -> Alert:
     return Alert(**(fields | overrides))
 
 
-RUN_URL = f"{BASE_URL}/dags/jky_kd_warehouse_I0134/runs/scheduled__2024-05-01T00%3A00%3A00%2B00%3A00"
+RUN_URL = expected_run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID)
 EXPECTED = [
     "jky_kd_warehouse_I0134", RUN_ID, "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
     "2024-05-01 08:00 → 2024-05-01 09:00 Asia/Shanghai", "save_batches", ERROR,
@@ -108,7 +109,7 @@ def test_alert_from_deadline_context_dict():
                            "data_interval_end": END.isoformat(), "state": "running"}}
     alert = alert_from_context(context, "deadline_missed", base_url=BASE_URL)
     assert (alert.dag_id, alert.run_id, alert.window_end, alert.task_id) == ("d", "manual__x", END, None)
-    assert alert.url == f"{BASE_URL}/dags/d/runs/manual__x"
+    assert alert.url == expected_run_url(BASE_URL, "d", "manual__x")
 
 
 # -- delivery over real connections ---------------------------------------------------------------------------
@@ -205,7 +206,7 @@ def test_notify_rejects_only_when_wanted_and_there_are_rejects(webhook, channels
     assert notify_rejects(context, config.model_copy(update={"on_rejects": False}), counts={}, rejected=["A"]) == []
     assert notify_rejects(context, config, counts={"saved": 9, "rejected": 1}, rejected=["WH9"]) == ["dingtalk"]
     text = webhook.posted[0].body["markdown"]["text"]
-    _assert_names_everything(text, ["Rejected records", "saved=9", "WH9", "1 record(s) rejected", f"{BASE_URL}/dags/d/runs/"])
+    _assert_names_everything(text, ["Rejected records", "saved=9", "WH9", "1 record(s) rejected", expected_run_url(BASE_URL, "d", RUN_ID)])
 
 
 # -- Airflow wiring -------------------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_failure_callbacks_only_when_wanted():
 
 PROBE_DAG = """
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from jikeyun_kingdee.compat import DAG, CronDataIntervalTimetable, task
 from jikeyun_kingdee.alerting import AlertingConfig, failure_callbacks
 
 config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", base_url="%s")
@@ -246,7 +247,7 @@ def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channel
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    run = module.dag.test(logical_date=END)
+    run = run_dag_test(module.dag, END)
     assert run.state == "failed"
     [posted] = webhook.posted
     text = posted.body["markdown"]["text"]
@@ -254,10 +255,11 @@ def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channel
         "Task failed", "alerting_failure_probe", run.run_id, "save_batches",
         "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
         "RuntimeError: Kingdee MsgCode 11: 基础资料不存在",
-        f"{BASE_URL}/dags/alerting_failure_probe/runs/{quote(run.run_id, safe='')}/tasks/save_batches",
+        expected_run_url(BASE_URL, "alerting_failure_probe", run.run_id, "save_batches"),
     ])
 
 
+@only_airflow3
 def test_deadline_alert_has_interval_and_an_importable_async_callback():
     from airflow._shared.module_loading import import_string
     from airflow.sdk import AsyncCallback, DeadlineReference
@@ -275,6 +277,7 @@ def test_deadline_alert_has_interval_and_an_importable_async_callback():
     hash(deadline)  # DAGs hash their deadlines
 
 
+@only_airflow3
 def test_dag_with_the_deadline_alert_serialises():
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
@@ -288,6 +291,7 @@ def test_dag_with_the_deadline_alert_serialises():
     assert restored.deadline is not None
 
 
+@only_airflow3
 def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhook, channels):
     """Run the callback the way the triggerer does: CallbackTrigger imports the path and awaits it with context."""
     from airflow.triggers.callback import CallbackTrigger
@@ -312,4 +316,67 @@ def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhoo
         _assert_names_everything(posted.body["markdown"][text], [
             "Deadline missed", "jky_kd_warehouse_I0134", RUN_ID, "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
             "2024-05-01T01:30:00+00:00", "state running", RUN_URL,
+        ])
+
+
+def test_sla_miss_callback_only_when_there_is_a_deadline_and_a_channel():
+    assert alerting.sla_miss_callback(AlertingConfig(wecom_conn_id="w")) is None
+    assert alerting.sla_miss_callback(AlertingConfig(deadline_minutes=30)) is None
+    assert callable(alerting.sla_miss_callback(AlertingConfig(wecom_conn_id="w", deadline_minutes=30)))
+
+
+def test_scheme_deadline_is_a_deadline_alert_on_airflow3_and_the_report_tasks_sla_on_airflow2(repo_root):
+    from jikeyun_kingdee.compat import AIRFLOW_V3
+    from jikeyun_kingdee.dag_factory import build_dag
+    from jikeyun_kingdee.scheme import load_scheme
+
+    scheme = load_scheme(repo_root / "include" / "schemes" / "warehouse_I0134.yaml")
+    scheme = scheme.model_copy(update={"alerting": AlertingConfig(wecom_conn_id="w", deadline_minutes=45)})
+    dag = build_dag(scheme)
+    if AIRFLOW_V3:
+        assert dag.deadline is not None
+    else:
+        assert dag.sla_miss_callback is not None
+        assert {t.task_id: t.sla for t in dag.tasks if t.sla} == {"report": timedelta(minutes=45)}
+
+
+SLA_PROBE_DAG = """
+import pendulum
+from jikeyun_kingdee.compat import DAG, CronDataIntervalTimetable, task
+from jikeyun_kingdee.alerting import AlertingConfig, sla_miss_callback
+
+config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", deadline_minutes=1, base_url="%s")
+hourly = CronDataIntervalTimetable("0 * * * *", timezone="UTC")
+with DAG("alerting_sla_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"), catchup=False,
+         sla_miss_callback=sla_miss_callback(config)) as dag:
+
+    @task(sla=pendulum.duration(minutes=1))
+    def report():
+        return "done"
+
+    report()
+""" % BASE_URL
+
+
+@only_airflow2
+def test_sla_miss_of_a_real_run_sends_the_deadline_alert(airflow_db, webhook, channels, tmp_path):
+    """Airflow 2's DAG processor records the SLA misses of the runs after the last success and calls the callback."""
+    import importlib.util
+
+    from airflow.dag_processing.processor import DagFileProcessor
+
+    dag_file = tmp_path / "alerting_sla_probe.py"
+    dag_file.write_text(SLA_PROBE_DAG, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("alerting_sla_probe", dag_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    three_hours_ago = pendulum.now("UTC").start_of("hour").subtract(hours=3)
+    assert run_dag_test(module.dag, three_hours_ago).state == "success"
+
+    DagFileProcessor.manage_slas(str(dag_file), "alerting_sla_probe")
+    assert webhook.posted, "no SLA alert sent"
+    for posted in webhook.posted:
+        _assert_names_everything(posted.body["markdown"]["text"], [
+            "Deadline missed", "alerting_sla_probe", "scheduled__", "task(s) report not finished 1 min after the window",
+            f"{BASE_URL}/dags/alerting_sla_probe/grid?dag_run_id=scheduled__",
         ])

@@ -47,8 +47,8 @@ def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def warehouse_dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_compat import load_dag_bag
 
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+    bag = load_dag_bag(str(Path(__file__).resolve().parents[2] / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(DAG_ID)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import sqlalchemy as sa
+from airflow_compat import run_dag_test
 from dag_timeline import JIKEYUN_SECRET, KINGDEE_APP_SECRET, KINGDEE_PASSWORD, hour
 
 SECRETS = {"jikeyun appsecret": JIKEYUN_SECRET, "kingdee password": KINGDEE_PASSWORD, "kingdee app secret": KINGDEE_APP_SECRET}
@@ -25,7 +26,7 @@ def test_runs_with_faults_leak_no_secret(warehouse_dag, jikeyun, kingdee, stagin
     kingdee.session_max_requests = 4
     refused = sorted(code for code, w in jikeyun.warehouses.items() if int(w["isBlockup"]) == 0 and not int(w["isDelete"]))[0]
     kingdee.fail_rows([refused], message="编码格式不正确")
-    password_run = warehouse_dag.test(logical_date=hour(1), run_conf={"full_resync": True})
+    password_run = run_dag_test(warehouse_dag, hour(1), run_conf={"full_resync": True})
     assert password_run.state == "failed"  # the rejected row fails the run (after everything else was loaded)
     assert password_run.get_task_instance("report").state == "failed"
     assert jikeyun.calls.get("erp.warehouse.get", 0) > 0 and kingdee.calls.get("BatchSave", 0) > 0
@@ -36,7 +37,7 @@ def test_runs_with_faults_leak_no_secret(warehouse_dag, jikeyun, kingdee, stagin
         "extra": {"acct_id": kingdee.acct_id, "auth": "signature", "app_id": kingdee.app_id},
     }))
     jikeyun.faults.update(status=[502])
-    signature_run = warehouse_dag.test(logical_date=hour(2), run_conf={"full_resync": True})
+    signature_run = run_dag_test(warehouse_dag, hour(2), run_conf={"full_resync": True})
     assert signature_run.state == "success", {ti.task_id: ti.state for ti in signature_run.get_task_instances()}
 
     captured = capfd.readouterr()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_compat import only_airflow3, return_value_of, run_dag_test
 from dag_timeline import DAG_ID, hour
 
 pytestmark = pytest.mark.usefixtures("staging")
@@ -30,19 +31,11 @@ def states(dag_run) -> dict[str, str]:
 
 
 def summary(dag_run) -> dict[str, Any]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        value = session.scalar(
-            XComModel.get_many(run_id=dag_run.run_id, key="return_value", dag_ids=DAG_ID, task_ids="report")
-            .with_only_columns(XComModel.value)
-        )
-    return XComModel.deserialize_value(type("X", (), {"value": value})()) if value is not None else {}
+    return return_value_of(dag_run, "report") or {}
 
 
 def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingdee) -> None:
-    dr = warehouse_dag.test(logical_date=hour(1), run_conf={"full_resync": True})
+    dr = run_dag_test(warehouse_dag, hour(1), run_conf={"full_resync": True})
     assert dr.state == "success", states(dr)
     expected = active_names(jikeyun)
     assert stock_names(kingdee) == expected
@@ -60,7 +53,7 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     jikeyun.add_warehouse(warehouseCode="WH-NEW-0001", warehouseName="新建测试仓", isBlockup=0, isDelete=0, modified_at=hour(1) + timedelta(minutes=30))
     jikeyun.modify_warehouse(renamed, warehouseName="改名后的仓库", modified_at=hour(1) + timedelta(minutes=10))
     jikeyun.block_warehouse(blocked, modified_at=hour(1) + timedelta(minutes=20))
-    dr = warehouse_dag.test(logical_date=hour(2))  # a manual run covers the hour that ends at its logical date
+    dr = run_dag_test(warehouse_dag, hour(2))  # a manual run covers the hour that ends at its logical date
     assert dr.state == "success", states(dr)
     after = stock_names(kingdee)
     assert after["WH-NEW-0001"] == "新建测试仓"
@@ -72,7 +65,7 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
 
     # The same window again: same target state, nothing written, no duplicate.
     batch_saves = kingdee.calls.get("BatchSave", 0)
-    dr = warehouse_dag.test(logical_date=hour(2))
+    dr = run_dag_test(warehouse_dag, hour(2))
     assert dr.state == "success", states(dr)
     assert stock_names(kingdee) == after
     assert kingdee.calls.get("BatchSave", 0) == batch_saves
@@ -90,12 +83,12 @@ def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, ki
     scheme = load_scheme(Path(__file__).resolve().parents[2] / "include" / "schemes" / "warehouse_I0134.yaml")
     code = sorted(active_names(jikeyun))[0]
     jikeyun.modify_warehouse(code, warehouseName="第一版名称", modified_at=hour(1) + timedelta(minutes=5))
-    old_run = warehouse_dag.test(logical_date=hour(2))
+    old_run = run_dag_test(warehouse_dag, hour(2))
     assert old_run.state == "success", states(old_run)
     assert stock_names(kingdee)[code] == "第一版名称"
 
     jikeyun.modify_warehouse(code, warehouseName="第二版名称", modified_at=hour(2) + timedelta(minutes=5))
-    new_run = warehouse_dag.test(logical_date=hour(3))
+    new_run = run_dag_test(warehouse_dag, hour(3))
     assert new_run.state == "success", states(new_run)
     assert stock_names(kingdee)[code] == "第二版名称"
 
@@ -119,16 +112,24 @@ def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, ki
     assert kingdee.stocks(org="I0134") == before
 
 
-def test_full_resync_and_manual_run_without_interval(warehouse_dag, jikeyun, kingdee) -> None:
-    dr = warehouse_dag.test(logical_date=None)  # no data interval: a full sync, on purpose
+@only_airflow3
+def test_manual_run_without_logical_date_syncs_everything(warehouse_dag, jikeyun, kingdee) -> None:
+    dr = run_dag_test(warehouse_dag, None)  # no data interval: a full sync, on purpose
     assert dr.state == "success", states(dr)
     assert stock_names(kingdee) == active_names(jikeyun)
-    dr = warehouse_dag.test(logical_date=hour(5), run_conf={"full_resync": True})
+    assert summary(dr)["fetched"] == len(jikeyun.warehouses)
+
+
+def test_full_resync_and_an_hour_without_changes(warehouse_dag, jikeyun, kingdee) -> None:
+    dr = run_dag_test(warehouse_dag, hour(4), run_conf={"full_resync": True})
+    assert dr.state == "success", states(dr)
+    assert stock_names(kingdee) == active_names(jikeyun)
+    dr = run_dag_test(warehouse_dag, hour(5), run_conf={"full_resync": True})
     assert dr.state == "success", states(dr)
     result = summary(dr)
     assert result["fetched"] == len(jikeyun.warehouses)
     assert result["unchanged"] == len(active_names(jikeyun)) and result["created"] == result["updated"] == 0
-    dr = warehouse_dag.test(logical_date=hour(9))  # an hour in which nothing changed: no load chunk at all
+    dr = run_dag_test(warehouse_dag, hour(9))  # an hour in which nothing changed: no load chunk at all
     assert dr.state == "success", states(dr)
     assert (summary(dr)["fetched"], summary(dr)["load_chunks"]) == (0, 0)
 
@@ -137,7 +138,7 @@ def test_rejected_records_fail_the_run_naming_them_and_the_rest_is_loaded(wareho
     refused = sorted(active_names(jikeyun))[10]
     kingdee.fail_rows([refused], message="仓库名称包含非法字符")
     jikeyun.add_warehouse(warehouseCode="WH-NONAME", warehouseName="", isBlockup=0, isDelete=0, modified_at=hour(1) - timedelta(minutes=1))
-    dr = warehouse_dag.test(logical_date=hour(1), run_conf={"full_resync": True})
+    dr = run_dag_test(warehouse_dag, hour(1), run_conf={"full_resync": True})
     ti_states = states(dr)
     assert dr.state == "failed"
     assert ti_states["report"] == "failed"
@@ -151,7 +152,7 @@ def test_rejected_records_fail_the_run_naming_them_and_the_rest_is_loaded(wareho
 
 def test_missing_organisation_stops_before_any_write(warehouse_dag, jikeyun, kingdee) -> None:
     kingdee.set_organisations(["100"])
-    dr = warehouse_dag.test(logical_date=hour(1), run_conf={"full_resync": True})
+    dr = run_dag_test(warehouse_dag, hour(1), run_conf={"full_resync": True})
     ti_states = states(dr)
     assert dr.state == "failed"
     assert ti_states["check_target"] == "failed"
@@ -166,7 +167,7 @@ def test_fatal_upstream_error_fails_at_once_without_any_retry(warehouse_dag, jik
 
     monkeypatch.setenv("AIRFLOW_CONN_JIKEYUN_DEFAULT", json.dumps({
         "conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": "not-the-appsecret"}))
-    dr = warehouse_dag.test(logical_date=hour(1))
+    dr = run_dag_test(warehouse_dag, hour(1))
     assert dr.state == "failed"
     extract = dr.get_task_instance("extract")
     assert extract.state == "failed" and extract.try_number == 1

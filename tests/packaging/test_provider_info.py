@@ -10,8 +10,8 @@ from unittest import mock
 
 import jsonschema
 import pytest
-from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 from airflow.providers_manager import ProvidersManager
+from airflow_compat import only_airflow2, only_airflow3
 
 from jikeyun_kingdee.provider_info import PROVIDER_INFO, connection_form_widgets, connection_type, ui_field_behaviour
 
@@ -27,7 +27,9 @@ def _airflow_schema(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def hook_meta() -> dict[str, dict]:
-    """What the UI's ``/ui/connections/hook_meta`` endpoint serves, per connection type."""
+    """What the Airflow 3 UI's ``/ui/connections/hook_meta`` endpoint serves, per connection type."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
     return {meta.connection_type: meta.model_dump() for meta in HookMetaService.hook_meta_data()}
 
 
@@ -45,13 +47,24 @@ def test_provider_info_follows_airflows_schemas():
 
 
 def test_providers_manager_registers_both_connection_types():
-    registered = {
-        meta.connection_type: meta.hook_class_name
-        for meta in ProvidersManager().iter_connection_type_hook_ui_metadata()
-    }
-    assert {conn_type: registered.get(conn_type) for conn_type in HOOKS} == HOOKS
+    hooks = ProvidersManager().hooks
+    assert {conn_type: hooks[conn_type].hook_class_name for conn_type in HOOKS} == HOOKS
 
 
+@only_airflow2
+@pytest.mark.parametrize("conn_type", sorted(HOOKS))
+def test_airflow2_ui_gets_the_form_from_the_hooks(conn_type):
+    """Airflow 2 ignores ``conn-fields`` and ``ui-field-behaviour``: its Flask UI asks the hook classes."""
+    manager = ProvidersManager()
+    assert manager.field_behaviours[conn_type] == ui_field_behaviour(conn_type)
+    widgets = {name.split("__")[2]: info for name, info in manager.connection_form_widgets.items()
+               if name.split("__")[1] == conn_type}
+    assert list(widgets) == list(connection_type(conn_type)["conn-fields"])
+    assert {name for name, info in widgets.items() if info.is_sensitive} == ({"token"} if conn_type == "jikeyun" else set())
+    assert {info.hook_class_name for info in widgets.values()} == {HOOKS[conn_type].rsplit('.', 1)[1]}
+
+
+@only_airflow3
 @pytest.mark.parametrize(
     ("conn_type", "labels"),
     [
@@ -67,10 +80,12 @@ def test_standard_fields_are_relabelled_and_unused_ones_hidden(hook_meta, conn_t
     assert not any(fields[name]["hidden"] for name in labels)
 
 
+@only_airflow3
 def test_jikeyun_gateway_placeholder(hook_meta):
     assert hook_meta["jikeyun"]["standard_fields"]["host"]["placeholder"] == "https://open.jackyun.com/open/openapi/do"
 
 
+@only_airflow3
 @pytest.mark.parametrize(
     ("conn_type", "field", "json_type", "default"),
     [
@@ -93,10 +108,12 @@ def test_extra_fields_are_typed(hook_meta, conn_type, field, json_type, default)
     assert extra["schema"]["title"]
 
 
+@only_airflow3
 def test_kingdee_auth_is_a_choice(hook_meta):
     assert hook_meta["kingdee"]["extra_fields"]["auth"]["schema"]["enum"] == ["password", "app_secret", "signature"]
 
 
+@only_airflow3
 def test_only_secrets_are_password_fields(hook_meta):
     widgets = ProvidersManager()._connection_form_widgets_from_metadata
     sensitive = {name for name, widget in widgets.items() if widget.is_sensitive and name.split("__")[1] in HOOKS}
@@ -104,6 +121,7 @@ def test_only_secrets_are_password_fields(hook_meta):
     assert hook_meta["jikeyun"]["extra_fields"]["token"]["schema"]["format"] == "password"
 
 
+@only_airflow3
 @pytest.mark.parametrize("conn_type", sorted(HOOKS))
 def test_legacy_ui_field_behaviour_matches_the_declaration(conn_type):
     behaviour = ui_field_behaviour(conn_type)
@@ -112,9 +130,12 @@ def test_legacy_ui_field_behaviour_matches_the_declaration(conn_type):
     assert behaviour == meta.field_behaviour
 
 
+@only_airflow3
 @pytest.mark.parametrize("conn_type", sorted(HOOKS))
 def test_legacy_form_widgets_match_the_declaration(hook_meta, conn_type):
     """Build the WTForms widgets with the stand-ins Airflow's API server uses when FAB/WTForms are absent (3.1)."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
     stand_ins = {name: mock.MagicMock() for name in ("wtforms", "wtforms.validators", "flask_babel")}
     stand_ins["flask_appbuilder.fieldwidgets"] = mock.MagicMock()
     stand_ins["wtforms"].configure_mock(

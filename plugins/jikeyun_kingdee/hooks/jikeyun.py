@@ -44,10 +44,11 @@ import tenacity
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from requests.auth import AuthBase
 
-from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.http.hooks.http import HttpHook
 
+from jikeyun_kingdee.compat import AirflowException
 from jikeyun_kingdee.hooks.call_log import logged_call
+from jikeyun_kingdee.provider_info import connection_form_widgets, ui_field_behaviour
 from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time
 
 if TYPE_CHECKING:
@@ -308,6 +309,16 @@ class JikeyunHook(HttpHook):
     conn_type = "jikeyun"
     hook_name = "Jikeyun"
     default_host = GATEWAY_URL
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form on Airflow 2.x and 3.1 (3.2+ reads ``conn-fields``)."""
+        return connection_form_widgets(cls.conn_type)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden and relabelled standard fields on Airflow 2.x and 3.1 (3.2+ reads ``ui-field-behaviour``)."""
+        return ui_field_behaviour(cls.conn_type)
 
     def __init__(
         self,
