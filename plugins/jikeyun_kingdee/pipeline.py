@@ -206,9 +206,11 @@ def load_chunk(
     for batch_path in chunk["batches"]:
         items = list(read_ndjson(batch_path))
         applied = ledger.applied(item["key"] for item in items)
-        fresh = [item for item in items if applied.get(item["key"], -1) <= item["modified"]]
+        fresh = []
         for item in items:
-            if applied.get(item["key"], -1) > item["modified"]:
+            if applied.get(item["key"], -1) <= item["modified"]:
+                fresh.append(item)
+            else:
                 results.append({"key": item["key"], "status": "stale", "modified": item["modified"],
                                 "message": f"ledger holds a later source time ({applied[item['key']]})"})
         if not fresh:
