@@ -7,12 +7,14 @@ know nothing of Airflow's wiring (that is :mod:`jikeyun_kingdee.dag_factory`).
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -35,6 +37,21 @@ STAGED_PAGE_RECORDS = 1000  # records per staged file of extract and transform
 
 class TargetNotReady(RuntimeError):
     """The target organisation or form does not exist: nothing was written."""
+
+
+Step = TypeVar("Step", bound=Callable[..., dict[str, Any]])
+
+
+def timed(step: Step) -> Step:
+    """Add the step's wall time in seconds to the manifest it returns (``"seconds"``)."""
+
+    @functools.wraps(step)
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        manifest = step(*args, **kwargs)
+        return {**manifest, "seconds": round(time.perf_counter() - started, 3)}
+
+    return run  # type: ignore[return-value]
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -60,6 +77,7 @@ def _read_parts(paths: Sequence[str]) -> Iterator[dict[str, Any]]:
 # -- steps ------------------------------------------------------------------------------------------------------
 
 
+@timed
 def check_target(scheme: Scheme, hook: KingdeeHook) -> dict[str, Any]:
     """Before the first write: the organisation exists and the form is known.
 
@@ -73,6 +91,7 @@ def check_target(scheme: Scheme, hook: KingdeeHook) -> dict[str, Any]:
     return {"form_id": target.form_id, "organisation": target.organisation, "calls": dict(hook.call_counts)}
 
 
+@timed
 def extract(
     scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath, start: datetime | None, end: datetime | None
 ) -> dict[str, Any]:
@@ -139,6 +158,7 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
+@timed
 def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, Any]) -> dict[str, Any]:
     """Map every staged record to a target row; a record that fails goes to ``rejects.ndjson`` with its id and reason."""
     out = fresh_folder(folder / "transform")
@@ -159,6 +179,7 @@ def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, An
     return {"parts": parts, "items": count, "rejected": len(rejects), "rejects": str(out / "rejects.ndjson")}
 
 
+@timed
 def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str, Any]) -> dict[str, Any]:
     """Apply the condition, de-duplicate by id keeping the latest, and stage batches grouped into load chunks."""
     source, target = scheme.source, scheme.target
@@ -190,6 +211,7 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str
     }
 
 
+@timed
 def load_chunk(
     scheme: Scheme,
     hook: KingdeeHook,
@@ -247,6 +269,12 @@ def summarise(
         calls.update(manifest["calls"])
         rejected.extend(r["key"] for r in read_ndjson(manifest["results"]) if r["status"] == "rejected")
     counts = filtered["counts"]
+    load_seconds = [manifest.get("seconds", 0.0) for manifest in loaded]
+    timings = {
+        "check_target": (checked or {}).get("seconds"), "extract": extracted.get("seconds"),
+        "transform": transformed.get("seconds"), "filter": filtered.get("seconds"),
+        "load_total": round(sum(load_seconds), 3), "load_slowest_chunk": max(load_seconds, default=0.0),
+    }
     return {
         "window": extracted.get("window"),
         "fetched": extracted["fetched"],
@@ -265,4 +293,5 @@ def summarise(
         "api_calls": dict(sorted(calls.items())),
         "api_calls_total": sum(calls.values()),
         "http_retries": extracted.get("retries", 0),
+        "seconds": timings,
     }

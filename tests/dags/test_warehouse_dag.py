@@ -46,6 +46,8 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     assert first["fetched"] == len(jikeyun.warehouses)
     assert first["created"] == len(expected)
     assert first["filtered_out"] == len(jikeyun.warehouses) - len(expected)
+    assert first["api_calls"]["BatchSave"] == len(saves) and first["api_calls"]["erp.warehouse.get"] > 0
+    assert set(first["seconds"]) >= {"extract", "transform", "filter", "load_total"} and first["seconds"]["extract"] > 0
 
     # The next hour: one warehouse added, one renamed, one newly blocked up.
     active = sorted(expected)
