@@ -170,3 +170,17 @@ def connection_form_widgets(conn_type: str) -> dict[str, Any]:
             validators=validators,
         )
     return widgets
+
+
+def connection_form_methods() -> tuple[classmethod, classmethod]:
+    """``get_connection_form_widgets`` and ``get_ui_field_behaviour`` for a hook's class body, built from this
+    declaration. Airflow 2.x and 3.1 look for them in the hook class's own ``__dict__`` (not inherited), so each hook
+    assigns them; 3.2+ reads ``conn-fields`` and ``ui-field-behaviour`` instead."""
+
+    def widgets(cls: type) -> dict[str, Any]:
+        return connection_form_widgets(cls.conn_type)  # type: ignore[attr-defined]
+
+    def behaviour(cls: type) -> dict[str, Any]:
+        return ui_field_behaviour(cls.conn_type)  # type: ignore[attr-defined]
+
+    return classmethod(widgets), classmethod(behaviour)

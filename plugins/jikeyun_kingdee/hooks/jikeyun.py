@@ -48,7 +48,7 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from jikeyun_kingdee.compat import AirflowException
 from jikeyun_kingdee.hooks.call_log import logged_call
-from jikeyun_kingdee.provider_info import connection_form_widgets, ui_field_behaviour
+from jikeyun_kingdee.provider_info import connection_form_methods
 from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time
 
 if TYPE_CHECKING:
@@ -310,15 +310,8 @@ class JikeyunHook(HttpHook):
     hook_name = "Jikeyun"
     default_host = GATEWAY_URL
 
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form on Airflow 2.x and 3.1 (3.2+ reads ``conn-fields``)."""
-        return connection_form_widgets(cls.conn_type)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden and relabelled standard fields on Airflow 2.x and 3.1 (3.2+ reads ``ui-field-behaviour``)."""
-        return ui_field_behaviour(cls.conn_type)
+    # the connection form on Airflow 2.x and 3.1 (3.2+ reads the provider info)
+    get_connection_form_widgets, get_ui_field_behaviour = connection_form_methods()
 
     def __init__(
         self,
