@@ -24,13 +24,13 @@ from urllib.parse import quote, urlsplit
 import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from requests.auth import AuthBase
+from urllib3.exceptions import NewConnectionError
 
 from jikeyun_kingdee.compat import AirflowException
 from jikeyun_kingdee.hooks.call_log import logged_call
 from jikeyun_kingdee.provider_info import connection_form_methods
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from requests.auth import AuthBase
-from urllib3.exceptions import NewConnectionError
 
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response
