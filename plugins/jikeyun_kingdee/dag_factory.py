@@ -8,6 +8,7 @@ record instead. Nothing here touches the network or a database at parse time.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -213,8 +214,6 @@ def build_dag(scheme: Scheme) -> DAG:
 
 def default_schemes_folder(dags_file: str | Path) -> Path:
     """``$JIKEYUN_KINGDEE_SCHEMES`` or ``include/schemes`` next to the dags folder."""
-    import os
-
     configured = os.environ.get("JIKEYUN_KINGDEE_SCHEMES")
     return Path(configured) if configured else Path(dags_file).resolve().parents[1] / "include" / "schemes"
 

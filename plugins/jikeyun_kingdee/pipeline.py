@@ -13,15 +13,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from jikeyun_kingdee.records import Warehouse
-from jikeyun_kingdee.scheme import Scheme
+from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time, to_epoch_ms
+from jikeyun_kingdee.scheme import Scheme, validation_message
 from jikeyun_kingdee.staging import ObjectStoragePath, fresh_folder, read_ndjson, write_ndjson
-from jikeyun_kingdee.transform import MappingError, check_required, epoch_ms, latest_per_key, matches, plan_chunks, render_row
+from jikeyun_kingdee.transform import (
+    MappingError,
+    check_required,
+    chunked,
+    latest_per_key,
+    matches,
+    plan_chunks,
+    render_row,
+)
 from jikeyun_kingdee.upsert import upsert
 
 if TYPE_CHECKING:
@@ -52,12 +59,6 @@ def timed(step: Step) -> Step:
         return {**manifest, "seconds": round(time.perf_counter() - started, 3)}
 
     return run  # type: ignore[return-value]
-
-
-def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def _write_parts(folder: ObjectStoragePath, prefix: str, records: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
@@ -141,7 +142,7 @@ def transform_record(scheme: Scheme, raw: dict[str, Any]) -> dict[str, Any]:
     if key is None or str(key).strip() == "":
         raise MappingError(f"{source.id_field}: id field is empty")
     modified_field = source.window.modified_field if source.window else "gmtModified"
-    modified = epoch_ms(raw[modified_field]) if raw.get(modified_field) is not None else 0
+    modified = to_epoch_ms(parse_jikeyun_time(raw.get(modified_field))) or 0
     row = render_row(target.fields, raw)
     check_required(row, target.required)
     return {
@@ -150,12 +151,6 @@ def transform_record(scheme: Scheme, raw: dict[str, Any]) -> dict[str, Any]:
         "source": {name: raw.get(name) for name in source.condition_fields},
         "row": row,
     }
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-    return str(error)
 
 
 @timed
@@ -170,7 +165,8 @@ def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, An
                 yield transform_record(scheme, raw)
             except (ValueError, TypeError) as exc:
                 key = raw.get(scheme.source.id_field) or raw.get("warehouseId") or f"record #{position}"
-                rejects.append({"key": str(key), "step": "transform", "reason": _describe(exc)})
+                reason = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
+                rejects.append({"key": str(key), "step": "transform", "reason": reason})
 
     parts, count = _write_parts(out, "part", items())
     write_ndjson(out / "rejects.ndjson", rejects)

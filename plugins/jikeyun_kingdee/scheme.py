@@ -186,7 +186,8 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _location(error: ValidationError) -> str:
+def validation_message(error: ValidationError) -> str:
+    """``field.path: message; …`` of every error in a pydantic ValidationError (no input values)."""
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
@@ -209,7 +210,7 @@ def load_scheme(path: str | Path) -> Scheme:
             return scheme_from_platform(**raw)
         return Scheme.model_validate(raw)
     except ValidationError as exc:
-        raise SchemeError(f"{path}: {_location(exc)}") from None
+        raise SchemeError(f"{path}: {validation_message(exc)}") from None
     except (OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
         raise SchemeError(f"{path}: cannot read: {exc}") from None
     except (SchemeError, ValueError, TypeError) as exc:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from itertools import islice
 from typing import Any, TypeVar
-
-import pendulum
 
 from jikeyun_kingdee.scheme import REFERENCE, Comparison
 
 T = TypeVar("T")
-BEIJING = pendulum.timezone("Asia/Shanghai")
 
 
 class MappingError(ValueError):
@@ -101,24 +98,6 @@ def matches(condition: Sequence[Sequence[Comparison]], record: dict[str, Any]) -
     return any(all(holds(c, record) for c in group) for group in condition)
 
 
-def epoch_ms(value: Any) -> int:
-    """A Jikeyun time (epoch ms, ISO text, ``yyyy-MM-dd HH:mm:ss`` Beijing time, or datetime) as epoch milliseconds.
-
-    :raises ValueError: the value is not a time.
-    """
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"not a time: {value!r}")
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=BEIJING)
-        return int(moment.timestamp() * 1000)
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    return int(pendulum.parse(text, tz=BEIJING).timestamp() * 1000)
-
-
 def latest_per_key(items: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Keep one item per ``key``: the one with the latest ``modified`` (ties: the one seen last).
 
@@ -134,9 +113,11 @@ def latest_per_key(items: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]
     return list(kept.values()), seen - len(kept)
 
 
-def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), read lazily from any iterable."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def plan_chunks(batch_count: int, max_chunks: int) -> list[list[int]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jikeyun_kingdee.scheme import Comparison
-from jikeyun_kingdee.transform import MappingError, check_required, epoch_ms, latest_per_key, matches, plan_chunks, render_row
+from jikeyun_kingdee.records import parse_jikeyun_time, to_epoch_ms
+from jikeyun_kingdee.transform import MappingError, check_required, chunked, latest_per_key, matches, plan_chunks, render_row
 
 FIELDS = {"FName": "{warehouseName}", "FNumber": "{warehouseCode}", "FStockProperty": "1",
           "FUseOrgId": {"FNumber": "I0134"}, "FAllowMinusQty": True}
@@ -44,12 +45,21 @@ def test_condition_outer_list_is_or_inner_is_and() -> None:
     assert matches([], {"anything": 1})
 
 
-def test_epoch_ms_reads_every_jikeyun_time_form() -> None:
+def test_modification_times_read_every_jikeyun_time_form() -> None:
+    """What the transform step stores as a record's ``modified`` (epoch ms) from Jikeyun's time forms."""
+    def epoch_ms(value):
+        return to_epoch_ms(parse_jikeyun_time(value))
+
     assert epoch_ms(1631020179000) == 1631020179000
     assert epoch_ms("1631020179000") == 1631020179000
     assert epoch_ms("2021-09-07 21:09:39") == 1631020179000  # Beijing time
     with pytest.raises(ValueError):
-        epoch_ms(None)
+        epoch_ms("yesterday-ish")
+
+
+def test_chunked_reads_any_iterable_lazily() -> None:
+    assert list(chunked(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(chunked([], 3)) == []
 
 
 def test_latest_per_key_keeps_the_latest_modification() -> None:

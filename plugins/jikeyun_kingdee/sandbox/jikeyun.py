@@ -357,21 +357,18 @@ class JikeyunSandbox(SandboxServer):
     # -- scripting over HTTP --------------------------------------------------------------------------
     def control(self, command: str, payload: dict[str, Any]) -> Any:
         payload = {k: _datetime(v) if k == "modified_at" else v for k, v in payload.items()}
-        if command == "add-warehouse":
-            return self.add_warehouse(**payload)
-        if command == "modify-warehouse":
-            return self.modify_warehouse(**payload)
-        if command == "block-warehouse":
-            return self.block_warehouse(**payload)
-        if command == "throttle":
-            return self.throttle(**payload)
-        if command == "quota":
-            return self.set_quota(**payload)
-        if command == "modify-during-paging":
-            return self.modify_during_paging(**payload)
-        if command == "warehouses":
-            return list(self.records.values())
-        return super().control(command, payload)
+        commands = {
+            "add-warehouse": lambda: self.add_warehouse(**payload),
+            "modify-warehouse": lambda: self.modify_warehouse(**payload),
+            "block-warehouse": lambda: self.block_warehouse(**payload),
+            "throttle": lambda: self.throttle(**payload),
+            "quota": lambda: self.set_quota(**payload),
+            "modify-during-paging": lambda: self.modify_during_paging(**payload),
+            "warehouses": lambda: list(self.records.values()),
+        }
+        if command not in commands:
+            raise KeyError(f"unknown jikeyun sandbox command {command!r}; known: {sorted(commands)}")
+        return commands[command]()
 
 
 def _datetime(value: Any) -> datetime | None:
