@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jikeyun_kingdee import pipeline
-from jikeyun_kingdee.alerting import SchemeAlertNotifier, deadline_alert, notify_rejects, sla_miss_callback
+from jikeyun_kingdee.alerting import deadline_alert, failure_callbacks, notify_rejects, sla_miss_callback
 from jikeyun_kingdee.compat import (
     AIRFLOW_V3,
     DAG,
@@ -108,7 +108,7 @@ def build_dag(scheme: Scheme) -> DAG:
     from jikeyun_kingdee.ledger import SyncLedger
 
     alerting = scheme.alerting
-    on_failure = [SchemeAlertNotifier(alerting)] if alerting.on_failure and alerting.channels else []
+    on_failure = failure_callbacks(alerting)
     default_args: dict[str, Any] = {
         "owner": scheme.owner,
         "retries": scheme.retries,
