@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from jikeyun_kingdee.hooks.kingdee import in_filter, sql_literal
+from jikeyun_kingdee.kingdee_filters import in_filter, sql_literal
 
 if TYPE_CHECKING:
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook
