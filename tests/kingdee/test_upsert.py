@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jikeyun_kingdee.upsert import comparable_fields, plan_batch, same_value, upsert
+from jikeyun_kingdee.upsert import comparable_fields, plan_rows, same_value, upsert
 
 from .conftest import ORG, warehouse
 
@@ -29,9 +29,12 @@ def test_plan_is_pure_and_sorts_rows() -> None:
     stored = {"FName": "仓库B", "FStockProperty": "1", "FCreateOrgId.FNumber": ORG, "FUseOrgId.FNumber": ORG,
               "FAllowMinusQty": True, "FDocumentStatus": "C"}
     existing = {"B": stored, "C": stored | {"FName": "old"}, "D": stored | {"FName": "仓库D", "FDocumentStatus": "A"}}
-    plan = plan_batch(rows, list(range(6)), existing, columns, number_field="FNumber", submit_and_audit=True)
+    plan = plan_rows(rows, ["active"] * 6, list(range(6)), existing, columns, number_field="FNumber",
+                     approval="explicit")
     assert (plan.creates, plan.updates, plan.unchanged, plan.approve_only) == ([0], [2], [1], [5])
     assert set(plan.rejected) == {3, 4}
+    assert plan_rows(rows, ["active"] * 6, [5], existing, columns, number_field="FNumber",
+                     approval="none").unchanged == [5]  # not audited, but nothing asks for approval
 
 
 def test_all_new_rows_are_created_submitted_and_audited(hook, sandbox) -> None:
