@@ -300,7 +300,8 @@ class KingdeeSandbox(SandboxServer):
             return [self._insert(dict(r), status) for r in rows]
 
     def fault_after_write(self, *, status: int | None = None, delay: float = 0.0, count: int = 1) -> None:
-        """The next ``count`` Save/BatchSave calls are applied, then answered late (``delay``) or with ``status``."""
+        """The next ``count`` Save/BatchSave/ExcuteOperation calls are applied, then answered late (``delay``) or
+        with ``status``."""
         with self._lock:
             self._after_write.extend([(status, float(delay))] * count)
 
@@ -376,7 +377,7 @@ class KingdeeSandbox(SandboxServer):
         if written and self.row_latency:
             time.sleep(self.row_latency * written)
         reply = Reply(body=body, cookies=cookies)
-        if operation in ("Save", "BatchSave"):
+        if operation in ("Save", "BatchSave", "ExcuteOperation"):
             reply = self._after_write_fault(reply)
         return reply
 
