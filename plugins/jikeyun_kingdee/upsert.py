@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook, RowResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Approval = Literal["auto", "explicit", "none"]
 State = Literal["active", "blocked", "deleted"]
@@ -218,10 +219,10 @@ def plan_rows(
     return plan
 
 
-def batches(indices: list[int], size: int) -> Iterator[list[int]]:
-    """``indices`` in consecutive slices of at most ``size``."""
-    for start in range(0, len(indices), size):
-        yield indices[start : start + size]
+def batches(items: list[T], size: int) -> Iterator[list[T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 # -- calls ------------------------------------------------------------------------------------------------------
@@ -276,8 +277,8 @@ class BatchUpsert:
             numbers = [n for n in numbers if n not in found]
             log.info("look-up: the organisation holds more than %d pages; asking %d numbers by IN",
                      plan.max_pages, len(numbers))
-        for part in batches(list(range(len(numbers))), self.lookup_limit):
-            where = f"{in_filter(self.number_field, [numbers[p] for p in part])} and {in_org}"
+        for part in batches(numbers, self.lookup_limit):
+            where = f"{in_filter(self.number_field, part)} and {in_org}"
             found.update({str(r[self.number_field]): r for r in self.hook.query(self.form_id, keys, where,
                                                                                   Limit=self.lookup_limit)})
         return found

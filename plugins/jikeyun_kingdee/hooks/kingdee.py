@@ -424,11 +424,12 @@ class KingdeeHook(HttpHook):
     # -- calls -------------------------------------------------------------------------------------------
     def _logged_send(self, operation: str, body: dict, *, attempt: int = 1, replay: int = 1) -> Any:
         """:meth:`_send` with one structured log line: operation, form, rows sent, latency, attempt (no secret)."""
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
-        model = data.get("Model")
+        data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
+        model, ids = data.get("Model"), data.get("Ids")
+        records = data.get("Numbers") or (ids.split(",") if isinstance(ids, str) and ids else None)
+        rows = len(model) if isinstance(model, list) else len(records) if isinstance(records, list) else None
         with logged_call(self.log, "kingdee", operation, form=body.get("formid") or data.get("FormId"),
-                         rows=len(model) if isinstance(model, list) else None,
-                         attempt=attempt, replay=replay if replay > 1 else None):
+                         op=body.get("opNumber"), rows=rows, attempt=attempt, replay=replay if replay > 1 else None):
             return self._send(operation, body)
 
     def _send(self, operation: str, body: dict) -> Any:

@@ -251,18 +251,18 @@ class KingdeeSandbox(SandboxServer):
         """Change behaviour settings (the constructor's ``auto_audit`` … ``row_latency``); returns them all."""
         choices = {"auto_audit": AUTO_AUDIT_MODES, "auto_audit_on_update": AUTO_AUDIT_ON_UPDATE,
                    "query_over_limit": OVER_LIMIT}
-        kinds = {"echo_return_fields": bool, "query_limit": int, "row_latency": float,
-                 "reject_save_on_audited": bool, "session_max_requests": (int, type(None)),
-                 "session_idle_seconds": (float, int, type(None))}
+        kinds: dict[str, tuple[type, ...]] = {
+            "echo_return_fields": (bool,), "query_limit": (int,), "row_latency": (float, int),
+            "reject_save_on_audited": (bool,), "session_max_requests": (int, type(None)),
+            "session_idle_seconds": (float, int, type(None))}
         with self._lock:
             for name, value in settings.items():
                 if name in choices and value not in choices[name]:
                     raise ValueError(f"{name} must be one of {choices[name]}, not {value!r}")
                 if name not in choices and name not in kinds:
                     raise ValueError(f"unknown setting {name!r}; known: {sorted([*choices, *kinds])}")
-                if name in kinds and not isinstance(value, kinds[name]) and not (
-                        kinds[name] is float and isinstance(value, int)):
-                    raise ValueError(f"{name}: {value!r} is not a {kinds[name]}")
+                if name in kinds and not isinstance(value, kinds[name]):
+                    raise ValueError(f"{name}: {value!r} is not {' or '.join(t.__name__ for t in kinds[name])}")
                 setattr(self, name, float(value) if name == "row_latency" else value)
             return {name: getattr(self, name) for name in [*choices, *kinds]}
 
