@@ -177,3 +177,22 @@ def test_summary_counts_the_lifecycle(load, tmp_path: Path) -> None:
     assert (summary["created"], summary["forbidden"], summary["enabled"], summary["absent"]) == (3, 1, 1, 1)
     assert summary["updated"] == 2  # WH2 renamed, and WH1 enabled with a new name
     assert summary["api_calls"]["ExcuteOperation"] == 2 and summary["rejected"] == 0
+
+
+def test_target_approval_and_the_older_submit_and_audit() -> None:
+    from pydantic import ValidationError
+
+    from jikeyun_kingdee.scheme import TargetSpec
+
+    base = {"form_id": "BD_STOCK", "organisation": ORG, "fields": {"FNumber": "{warehouseCode}"}}
+    assert (SCHEME.target.approval, SCHEME.target.lookup_limit) == ("auto", 2000)
+    assert TargetSpec.model_validate(base).approval == "explicit"
+    assert TargetSpec.model_validate(base | {"submit_and_audit": True}).approval == "explicit"
+    assert TargetSpec.model_validate(base | {"submit_and_audit": False}).approval == "none"
+    assert TargetSpec.model_validate(base | {"submit_and_audit": True, "approval": "auto"}).submit_and_audit
+    with pytest.raises(ValidationError, match="contradicts"):
+        TargetSpec.model_validate(base | {"submit_and_audit": False, "approval": "auto"})
+    with pytest.raises(ValidationError, match="approval"):
+        TargetSpec.model_validate(base | {"approval": "sometimes"})
+    with pytest.raises(ValidationError, match="lookup_limit"):
+        TargetSpec.model_validate(base | {"lookup_limit": 0})

