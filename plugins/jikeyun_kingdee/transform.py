@@ -66,13 +66,22 @@ def _loose(value: Any) -> str:
     """Canonical text for loose comparison: 0, 0.0, "0" and "0.00" are equal; True is "true"."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):  # the common case (Jikeyun's 0/1 flags), without a Decimal
+        return str(value)
+    if value is None:
+        return ""
+    return _loose_text(str(value))
+
+
+@functools.lru_cache(maxsize=4096)  # conditions compare few distinct texts ("0", "1") over and over
+def _loose_text(text: str) -> str:
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(text.strip())
         if number.is_finite():
             return format(number.normalize(), "f") if number != 0 else "0"
     except (InvalidOperation, ValueError):
         pass
-    return "" if value is None else str(value).strip()
+    return text.strip()
 
 
 def _number(value: Any) -> Decimal | None:
