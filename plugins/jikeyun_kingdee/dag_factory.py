@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -78,7 +78,7 @@ def _no_retry_on_fatal() -> Iterator[None]:
         raise
 
 
-def run_window(context: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+def run_window(context: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
     """The window a run reads: its data interval, or ``(None, None)`` (everything) for a full resync or a run
     without a data interval (e.g. triggered manually with ``logical_date: null``).
 
@@ -92,11 +92,11 @@ def run_window(context: dict[str, Any]) -> tuple[datetime | None, datetime | Non
     return start, end
 
 
-def run_staging_folder(scheme: Scheme, context: dict[str, Any] | None = None) -> ObjectStoragePath:
+def run_staging_folder(scheme: Scheme, context: Mapping[str, Any] | None = None) -> ObjectStoragePath:
     """The staging folder of the current run (``<base>/<dag_id>/<window>/<run_id>``), every task's the same."""
-    context = context if context is not None else get_current_context()
-    start, end = run_window(context)
-    return run_folder(staging_base(), scheme.dag_id, context["run_id"], start, end)
+    current: Mapping[str, Any] = context if context is not None else get_current_context()
+    start, end = run_window(current)
+    return run_folder(staging_base(), scheme.dag_id, current["run_id"], start, end)
 
 
 def _skip_rejects_alert(callbacks: list[Callable[..., Any]]) -> Callable[[dict[str, Any]], None]:
@@ -133,7 +133,7 @@ def deadline_wiring(alerting: AlertingConfig) -> tuple[dict[str, Any], dict[str,
         deadline = deadline_alert(alerting)
         return ({"deadline": deadline} if deadline is not None else {}), {}
     on_sla_miss = sla_miss_callback(alerting)
-    if on_sla_miss is None:
+    if on_sla_miss is None or alerting.deadline_minutes is None:
         return {}, {}
     return {"sla_miss_callback": on_sla_miss}, {"sla": timedelta(minutes=alerting.deadline_minutes)}
 

@@ -101,7 +101,8 @@ def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, ki
         """What clearing the run's (only) load chunk in the UI does: the load step again on the run's staged items."""
         folder = run_folder(staging_base(), DAG_ID, run.run_id, run.data_interval_start, run.data_interval_end)
         (items,) = sorted(str(path) for path in (folder / "filter").glob("chunk-*.ndjson"))
-        manifest = load_chunk(scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "items": items}, run.run_id)
+        manifest = load_chunk(scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "items": items},
+                              run.run_id)
         return list(read_ndjson(manifest["results"]))
 
     # Rerunning the old run's load (its staged snapshot holds 第一版名称) must not win over the newer data.

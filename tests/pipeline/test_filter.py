@@ -7,15 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from jikeyun_kingdee import pipeline
 from jikeyun_kingdee.scheme import Lifecycle, Scheme, load_scheme
-from jikeyun_kingdee.staging import ObjectStoragePath, fresh_folder, read_ndjson, write_ndjson
+from jikeyun_kingdee.staging import (
+    ObjectStoragePath,
+    fresh_folder,
+    read_ndjson,
+    write_ndjson,
+)
 
 SCHEME = load_scheme(Path(__file__).resolve().parents[2] / "include" / "schemes" / "warehouse_I0134.yaml")
 
 
-def warehouse(code: str, modified: int, *, name: str | None = None, blocked: int = 0, deleted: int = 0) -> dict[str, Any]:
+def warehouse(code: str, modified: int, *, name: str | None = None, blocked: int = 0, deleted: int = 0
+              ) -> dict[str, Any]:
     return {"warehouseCode": code, "warehouseName": name or f"仓库 {code}", "isBlockup": blocked, "isDelete": deleted,
             "gmtModified": modified}
 
@@ -75,9 +80,11 @@ def test_the_latest_version_decides_the_state(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lifecycle", "expected_states", "filtered_out"),
     [
-        (Lifecycle(on_blocked="forbid", on_deleted="forbid"), {"ACT": "active", "BLK": "blocked", "DEL": "deleted", "BOTH": "deleted"}, 0),
+        (Lifecycle(on_blocked="forbid", on_deleted="forbid"),
+         {"ACT": "active", "BLK": "blocked", "DEL": "deleted", "BOTH": "deleted"}, 0),
         (Lifecycle(on_blocked="forbid", on_deleted="ignore"), {"ACT": "active", "BLK": "blocked"}, 2),
-        (Lifecycle(on_blocked="ignore", on_deleted="forbid"), {"ACT": "active", "DEL": "deleted", "BOTH": "deleted"}, 1),
+        (Lifecycle(on_blocked="ignore", on_deleted="forbid"),
+         {"ACT": "active", "DEL": "deleted", "BOTH": "deleted"}, 1),
         (Lifecycle(on_blocked="ignore", on_deleted="ignore"), {"ACT": "active"}, 3),
         (None, {"ACT": "active"}, 3),  # no lifecycle: the condition (isBlockup == 0 and isDelete == 0) alone
     ],

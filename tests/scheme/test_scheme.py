@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-
-from jikeyun_kingdee.scheme import Lifecycle, Scheme, SchemeError, load_scheme, scheme_from_platform
+from jikeyun_kingdee.scheme import (
+    Lifecycle,
+    Scheme,
+    SchemeError,
+    load_scheme,
+    scheme_from_platform,
+)
 from jikeyun_kingdee.transform import matches
 
 # The two blocks exactly as quoted in shared/seed/README.md (the hosted platform's metadata).
@@ -134,7 +139,8 @@ def test_shipped_yaml_scheme_forbids_blocked_and_deleted_warehouses(yaml_scheme:
         ("deleted_field: isDelete", "deleted_fields: isDelete", r"bad\.yaml: lifecycle\.deleted_fields: Extra inputs"),
         ("include_blocked_and_deleted: true", "include_blocked_and_deleted: false",
          r"bad\.yaml: lifecycle: 'forbid' needs source\.include_blocked_and_deleted: true"),
-        ("record_model: warehouse", "record_model: shop", r"bad\.yaml: source\.record_model: unknown record model 'shop'; known: warehouse"),
+        ("record_model: warehouse", "record_model: shop",
+         r"bad\.yaml: source\.record_model: unknown record model 'shop'; known: warehouse"),
     ],
 )
 def test_lifecycle_and_chunk_errors_name_file_and_field(tmp_path: Path, repo_root: Path, old: str, new: str,
