@@ -142,6 +142,7 @@ def deadline_wiring(alerting: AlertingConfig) -> tuple[dict[str, Any], dict[str,
 
 
 def extract_window(scheme: Scheme) -> dict[str, Any]:
+    """Read the run's window (or everything) from the source and stage it."""
     from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 
     context = get_current_context()
@@ -164,6 +165,7 @@ def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any
 
 
 def load_staged_chunk(scheme: Scheme, chunk: dict[str, Any]) -> dict[str, Any]:
+    """Apply one load chunk to the target, through the scheme's ledger."""
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook
     from jikeyun_kingdee.ledger import SyncLedger
 

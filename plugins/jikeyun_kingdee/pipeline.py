@@ -156,12 +156,12 @@ def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, An
                 try:
                     yield transform_record(scheme, raw)
                 except (ValueError, TypeError) as exc:
-                    key = raw.get(scheme.source.id_field) if isinstance(raw, dict) else None
+                    key = str(raw.get(scheme.source.id_field) or "").strip() or f"record #{position}"
                     reason = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
-                    write_reject({"key": str(key or f"record #{position}"), "step": "transform", "reason": reason})
+                    write_reject({"key": key, "step": "transform", "reason": reason})
                     rejected += 1
                     if rejected <= LOGGED_REJECTS:
-                        log.warning("transform rejected %s: %s", key or f"record #{position}", reason)
+                        log.warning("transform rejected %s: %s", key, reason)
 
         parts, count = _write_parts(out, "part", items())
     if rejected > LOGGED_REJECTS:
