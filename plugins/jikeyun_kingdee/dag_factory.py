@@ -154,11 +154,19 @@ def extract_window(scheme: Scheme) -> dict[str, Any]:
 
 
 def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any]:
-    """The target check, once per run; skipped without any Kingdee call when filter staged nothing to write."""
-    if not filtered["chunks"]:
+    """The target check, once per run; skipped without any Kingdee call when nothing staged needs a write (filter
+    staged nothing, or the ledger knows every row as written exactly so)."""
+    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+    from jikeyun_kingdee.ledger import SyncLedger
+
+    ledger = SyncLedger(scheme.name)
+    try:
+        pending = pipeline.has_pending_writes(ledger, filtered["chunks"])
+    finally:
+        ledger.dispose()
+    if not pending:
         log.info("check_target: nothing to write, the target is not checked")
         return {"skipped": True, "calls": {}}
-    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
 
     with _no_retry_on_fatal():
         return pipeline.check_target(scheme, KingdeeHook(scheme.target.connection))

@@ -229,6 +229,17 @@ def ledger_verdict(item: dict[str, Any], entry: Applied | None, digest: str, *, 
     return None
 
 
+def has_pending_writes(ledger: SyncLedger, chunks: Iterable[dict[str, Any]]) -> bool:
+    """Whether any staged item needs a Kingdee call (one the ledger does not know as written exactly so, or older)."""
+    for chunk in chunks:
+        items = list(_chunk_items(chunk))
+        entries = ledger.entries(item["key"] for item in items)
+        if any(ledger_verdict(item, entries.get(item["key"]), row_hash(item["row"], item["state"]), verify=False)
+               is None for item in items):
+            return True
+    return False
+
+
 @timed
 def load_chunk(
     scheme: Scheme,

@@ -62,11 +62,14 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     after = stock_names(kingdee)
     assert after["WH-NEW-0001"] == "新建测试仓"
     assert after[renamed] == "改名后的仓库"
-    assert after[blocked] == expected[blocked]  # blocked up: not written (staged to be forbidden)
+    assert after[blocked] == expected[blocked]  # blocked up: forbidden, not renamed or removed
+    forbid_status = {stock["FNumber"]: stock["FForbidStatus"] for stock in kingdee.stocks(org="I0134")}
+    assert [code for code, status in forbid_status.items() if status == "B"] == [blocked]
     assert len(after) == len(expected) + 1
     second = summary(dr)
     assert (second["fetched"], second["filtered_out"], second["created"], second["updated"]) == (3, 0, 1, 1)
-    assert second["retire"] == 1
+    assert (second["retire"], second["forbidden"], second["absent"]) == (1, 1, 0)
+    assert first["absent"] == first["retire"]  # blocked before they ever reached Kingdee: never created
 
     # The same window again: same target state, nothing written, no duplicate.
     batch_saves = kingdee.calls.get("BatchSave", 0)
@@ -75,7 +78,7 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     assert stock_names(kingdee) == after
     assert kingdee.calls.get("BatchSave", 0) == batch_saves
     third = summary(dr)
-    assert (third["created"], third["updated"], third["unchanged"]) == (0, 0, 2)
+    assert (third["created"], third["updated"], third["forbidden"], third["unchanged"]) == (0, 0, 0, 3)
 
 
 def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, kingdee, staging: Path) -> None:
@@ -133,7 +136,9 @@ def test_full_resync_and_an_hour_without_changes(warehouse_dag, jikeyun, kingdee
     assert dr.state == "success", states(dr)
     result = summary(dr)
     assert result["fetched"] == len(jikeyun.warehouses)
-    assert result["unchanged"] == len(active_names(jikeyun)) and result["created"] == result["updated"] == 0
+    # the active ones, and the blocked/deleted ones the ledger knows are absent from Kingdee: no call for either
+    assert result["unchanged"] == len(jikeyun.warehouses) and result["created"] == result["updated"] == 0
+    assert result["api_calls"].get("BatchSave", 0) == result["api_calls"].get("ExecuteBillQuery", 0) == 0
     dr = run_dag_test(warehouse_dag, hour(9))  # an hour in which nothing changed: no load chunk at all
     assert dr.state == "success", states(dr)
     assert (summary(dr)["fetched"], summary(dr)["load_chunks"]) == (0, 0)
