@@ -10,7 +10,7 @@ import pytest
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_from_platform
 from jikeyun_kingdee.transform import matches
 
-# The two blocks exactly as quoted in shared/seed/README.md (the hosted platform's metadata).
+# The two blocks exactly as quoted in docs/protocol/hosted-scheme-I0134.md (the hosted platform's metadata).
 PLATFORM_SOURCE = json.loads("""
 {"api": "erp.warehouse.get", "effect": "QUERY", "method": "POST",
  "number": "warehouseCode", "id": "warehouseCode", "idCheck": true,
