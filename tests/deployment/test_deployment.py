@@ -14,7 +14,7 @@ import pytest
 
 from jikeyun_kingdee.staging import read_ndjson
 
-from .conftest import (
+from tests.support.deployment import (
     DAG_ID,
     DEADLINE_DAG_ID,
     JIKEYUN_SECRET,

@@ -6,7 +6,7 @@ import pytest
 
 from jikeyun_kingdee.hooks.kingdee import KingdeeAuthError, KingdeeError, KingdeeOutcomeUnknown, KingdeeTransportError
 
-from .conftest import ORG, warehouse
+from tests.support.kingdee import ORG, warehouse
 
 
 @pytest.mark.parametrize("auth, login_call", [("password", "ValidateUser"), ("app_secret", "LoginByAppSecret"),

@@ -1,7 +1,4 @@
-"""Test-side differences between Airflow 3.1+ and 2.10/2.11; the package's own live in ``jikeyun_kingdee.compat``.
-
-Test modules import from here (like ``testsupport``), never from a conftest.
-"""
+"""Test-side differences between Airflow 3.1+ and 2.10/2.11; the package's own live in ``jikeyun_kingdee.compat``."""
 
 from __future__ import annotations
 
