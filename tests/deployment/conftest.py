@@ -28,6 +28,7 @@ import requests
 import yaml
 
 from tests.support import require_service
+from tests.support.alerting import WebhookReceiver
 from tests.support.deployment import (
     DAG_ID,
     DEADLINE_DAG_ID,
@@ -39,7 +40,6 @@ from tests.support.deployment import (
     WECOM_KEY,
     Deployment,
     Service,
-    WebhookReceiver,
 )
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

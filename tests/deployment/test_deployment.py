@@ -14,6 +14,7 @@ import pytest
 
 from jikeyun_kingdee.staging import read_ndjson
 
+from tests.support.alerting import WebhookReceiver
 from tests.support.deployment import (
     DAG_ID,
     DEADLINE_DAG_ID,
@@ -24,7 +25,6 @@ from tests.support.deployment import (
     WAREHOUSES,
     WECOM_KEY,
     Deployment,
-    WebhookReceiver,
 )
 
 pytestmark = [pytest.mark.deployment, pytest.mark.usefixtures("deadline_run")]

@@ -16,11 +16,6 @@ from typing import Any, TypeVar
 
 import requests
 
-from tests.support.alerting import WebhookReceiver
-
-__all__ = ["BIN", "DAG_ID", "DEADLINE_DAG_ID", "JIKEYUN_SECRET", "KINGDEE_APP_SECRET", "KINGDEE_PASSWORD", "SLOW_SECONDS",
-           "WAREHOUSES", "WECOM_KEY", "Deployment", "Service", "WebhookReceiver"]
-
 DAG_ID = "jikeyun_kingdee_warehouse_I0134"
 DEADLINE_DAG_ID = "jikeyun_kingdee_warehouse_I0134_deadline"
 JIKEYUN_SECRET = "deploy-jikeyun-appsecret-5c1e9a"
