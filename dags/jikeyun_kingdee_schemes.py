@@ -4,6 +4,8 @@ Broken scheme files show as an import error of this file naming the file and the
 (The words "airflow" and "dag" in this docstring also let Airflow's safe-mode file scan pick the file up.)
 """
 
+from __future__ import annotations
+
 from jikeyun_kingdee.dag_factory import build_dags, default_schemes_folder
 
 globals().update(build_dags(default_schemes_folder(__file__), dags_file=__file__))

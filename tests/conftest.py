@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testsupport import REPO
+from tests.support import REPO
 
 _HOME = Path(os.environ.get("JK_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="jk-airflow-home-"))
 

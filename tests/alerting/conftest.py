@@ -1,61 +1,32 @@
-"""Local alert receivers over real connections: a webhook receiver (HTTP) for the robots and an SMTP server.
+"""Fixtures of the alerting tests: local alert receivers over real connections (a webhook receiver and an SMTP
+server) and a check that no channel secret reaches any output.
 
 The migrated Airflow DB for ``dag.test()`` is the root conftest's session fixture ``airflow_db``.
 """
 
 from __future__ import annotations
 
-import json
 import socket
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from testsupport import WebhookReceiver
-
-DINGTALK_TOKEN = "dt-token-5f1c2e9a77"
-DINGTALK_SIGN_SECRET = "SECsign-77aa31f0c2"
-WECOM_KEY = "wecom-key-0b8d7c4e21"
-SMTP_LOGIN = "alerts"
-SMTP_PASSWORD = "smtp-pass-93ab5d10"
-SECRETS = (DINGTALK_TOKEN, DINGTALK_SIGN_SECRET, WECOM_KEY, SMTP_PASSWORD)
-
-
-@dataclass
-class SmtpRecorder:
-    """aiosmtpd handler recording delivered messages and the logins used."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-    recipients: list[list[str]] = field(default_factory=list)
-    logins: list[tuple[str, str]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
-        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
-        self.recipients.append(list(envelope.rcpt_tos))
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        if isinstance(auth_data, LoginPassword):
-            login, password = auth_data.login.decode(), auth_data.password.decode()
-            self.logins.append((login, password))
-            return AuthResult(success=(login, password) == (SMTP_LOGIN, SMTP_PASSWORD))
-        return AuthResult(success=False, handled=False)
+from tests.support import set_connection
+from tests.support.alerting import (
+    DINGTALK_TOKEN,
+    SECRETS,
+    SMTP_LOGIN,
+    SMTP_PASSWORD,
+    WECOM_KEY,
+    SmtpRecorder,
+    WebhookReceiver,
+)
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
-    """Define an Airflow connection as an ``AIRFLOW_CONN_<ID>`` JSON environment variable."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
 
 
 @pytest.fixture

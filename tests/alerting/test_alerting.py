@@ -30,16 +30,15 @@ from jikeyun_kingdee.alerting import (
     send_alert,
 )
 
-from airflow_compat import expected_run_url, only_airflow2, only_airflow3, run_dag_test
-
-from .conftest import (
+from tests.support import set_connection
+from tests.support.airflow_compat import expected_run_url, only_airflow2, only_airflow3, run_dag_test
+from tests.support.alerting import (
     DINGTALK_SIGN_SECRET,
     DINGTALK_TOKEN,
     SECRETS,
     SMTP_LOGIN,
     SMTP_PASSWORD,
     WECOM_KEY,
-    set_connection,
 )
 
 BASE_URL = "http://airflow.example:8080"

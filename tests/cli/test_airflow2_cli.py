@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_compat import only_airflow2
+
+from tests.support.airflow_compat import only_airflow2
 
 DAG_ID = "jikeyun_kingdee_warehouse_I0134"
 LOGICAL_DATE = "2026-11-01T01:00:00+00:00"

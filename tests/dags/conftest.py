@@ -11,7 +11,14 @@ import pytest
 from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
 
-from dag_timeline import DAG_ID, JIKEYUN_SECRET, KINGDEE_APP_SECRET, KINGDEE_PASSWORD, MODIFIED_FROM, MODIFIED_TO
+from tests.support.dag_timeline import (
+    DAG_ID,
+    JIKEYUN_SECRET,
+    KINGDEE_APP_SECRET,
+    KINGDEE_PASSWORD,
+    MODIFIED_FROM,
+    MODIFIED_TO,
+)
 
 
 @pytest.fixture
@@ -47,7 +54,7 @@ def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def warehouse_dag(airflow_db):
-    from airflow_compat import load_dag_bag
+    from tests.support.airflow_compat import load_dag_bag
 
     bag = load_dag_bag(str(Path(__file__).resolve().parents[2] / "dags"))
     assert not bag.import_errors, bag.import_errors

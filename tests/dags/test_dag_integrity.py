@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from airflow_compat import cron_of
 from jikeyun_kingdee.compat import CronDataIntervalTimetable
+
+from tests.support.airflow_compat import cron_of
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow_compat import load_dag_bag
+    from tests.support.airflow_compat import load_dag_bag
 
     return load_dag_bag(str(REPO / "dags"))
 

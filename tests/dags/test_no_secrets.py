@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import sqlalchemy as sa
-from airflow_compat import run_dag_test
-from dag_timeline import JIKEYUN_SECRET, KINGDEE_APP_SECRET, KINGDEE_PASSWORD, hour
+
+from tests.support.airflow_compat import run_dag_test
+from tests.support.dag_timeline import JIKEYUN_SECRET, KINGDEE_APP_SECRET, KINGDEE_PASSWORD, hour
 
 SECRETS = {"jikeyun appsecret": JIKEYUN_SECRET, "kingdee password": KINGDEE_PASSWORD, "kingdee app secret": KINGDEE_APP_SECRET}
 

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dag_timeline import hour
 
 from jikeyun_kingdee import pipeline
 from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 from jikeyun_kingdee.scheme import load_scheme
 from jikeyun_kingdee.staging import read_ndjson, run_folder, staging_base
+
+from tests.support.dag_timeline import hour
 
 SCHEME = load_scheme(Path(__file__).resolve().parents[2] / "include" / "schemes" / "warehouse_I0134.yaml")
 BUCKET = "jk-staging"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from airflow_compat import only_airflow3, return_value_of, run_dag_test
-from dag_timeline import DAG_ID, hour
+from tests.support.airflow_compat import only_airflow3, return_value_of, run_dag_test
+from tests.support.dag_timeline import DAG_ID, hour
 
 pytestmark = pytest.mark.usefixtures("staging")
 

@@ -14,7 +14,8 @@ import pytest
 
 from jikeyun_kingdee.staging import read_ndjson
 
-from .conftest import (
+from tests.support.alerting import WebhookReceiver
+from tests.support.deployment import (
     DAG_ID,
     DEADLINE_DAG_ID,
     JIKEYUN_SECRET,
@@ -24,7 +25,6 @@ from .conftest import (
     WAREHOUSES,
     WECOM_KEY,
     Deployment,
-    WebhookReceiver,
 )
 
 pytestmark = [pytest.mark.deployment, pytest.mark.usefixtures("deadline_run")]

@@ -1,4 +1,4 @@
-"""Kingdee tests: a started sandbox and the ``kingdee_default`` connection pointing at it (JSON env var)."""
+"""Fixtures of the Kingdee tests: a started sandbox and ``kingdee_default`` pointing at it (a JSON env var)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import pytest
 
 from jikeyun_kingdee.hooks.kingdee import KingdeeHook
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
-
-ORG = "I0134"
 
 
 @pytest.fixture
@@ -42,8 +40,3 @@ def connect(sandbox: KingdeeSandbox, monkeypatch: pytest.MonkeyPatch) -> Callabl
 def hook(connect: Callable[..., KingdeeHook]) -> KingdeeHook:
     return connect("password")
 
-
-def warehouse(number: str, name: str | None = None, **fields: object) -> dict:
-    """A row exactly as the scheme mapping builds it."""
-    return {"FName": f"仓库{number}" if name is None else name, "FNumber": number, "FStockProperty": "1",
-            "FCreateOrgId": {"FNumber": ORG}, "FUseOrgId": {"FNumber": ORG}, "FAllowMinusQty": True, **fields}

@@ -13,7 +13,7 @@ from jikeyun_kingdee.hooks.kingdee import (
     is_retryable,
 )
 
-from .conftest import ORG, warehouse
+from tests.support.kingdee import ORG, warehouse
 
 
 @pytest.mark.parametrize("auth, login_call", [("password", "ValidateUser"), ("app_secret", "LoginByAppSecret"),

@@ -12,7 +12,7 @@ from jikeyun_kingdee.ledger import Applied, SyncLedger, row_hash
 from jikeyun_kingdee.pipeline import load_chunk, summarise
 from jikeyun_kingdee.scheme import load_scheme
 from jikeyun_kingdee.staging import ObjectStoragePath, read_ndjson, write_ndjson
-from testsupport import REPO
+from tests.support import REPO
 
 from .conftest import ORG, warehouse
 

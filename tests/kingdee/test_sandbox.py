@@ -11,7 +11,7 @@ from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
 from jikeyun_kingdee.sandbox.__main__ import main as sandbox_cli
 
-from .conftest import ORG, warehouse
+from tests.support.kingdee import ORG, warehouse
 
 STUB = "Kingdee.BOS.WebApi.ServicesStub."
 

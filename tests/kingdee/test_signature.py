@@ -1,4 +1,4 @@
-"""The SDK-v8 header signature reproduces the shared test vector."""
+"""The SDK-v8 header signature reproduces the test vector of docs/protocol/kingdee.md."""
 
 from __future__ import annotations
 

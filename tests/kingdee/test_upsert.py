@@ -6,7 +6,7 @@ import pytest
 
 from jikeyun_kingdee.upsert import Lookup, comparable_fields, plan_lookup, plan_rows, refusal_cause, same_value, upsert
 
-from .conftest import ORG, warehouse
+from tests.support.kingdee import ORG, warehouse
 
 
 def run(hook, rows, **kwargs):

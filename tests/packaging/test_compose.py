@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from jikeyun_kingdee.provider_info import connection_type
-from testsupport import REPO, require_service
+
+from tests.support import REPO, require_service
 
 COMPOSE = REPO / ".venv-compose" / "bin" / "docker-compose"
 AIRFLOW_SERVICES = (

@@ -11,9 +11,10 @@ from unittest import mock
 import jsonschema
 import pytest
 from airflow.providers_manager import ProvidersManager
-from airflow_compat import only_airflow2, only_airflow3
 
 from jikeyun_kingdee.provider_info import PROVIDER_INFO, connection_form_widgets, connection_type, ui_field_behaviour
+
+from tests.support.airflow_compat import only_airflow2, only_airflow3
 
 HOOKS = {
     "jikeyun": "jikeyun_kingdee.hooks.jikeyun.JikeyunHook",

@@ -9,7 +9,8 @@ import zipfile
 from email.parser import Parser
 
 import pytest
-from testsupport import REPO
+
+from tests.support import REPO
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from jikeyun_kingdee.scheme import (
 )
 from jikeyun_kingdee.transform import matches
 
-# The two blocks exactly as quoted in shared/seed/README.md (the hosted platform's metadata).
+# The two blocks exactly as quoted in docs/protocol/hosted-scheme-I0134.md (the hosted platform's metadata).
 PLATFORM_SOURCE = json.loads("""
 {"api": "erp.warehouse.get", "effect": "QUERY", "method": "POST",
  "number": "warehouseCode", "id": "warehouseCode", "idCheck": true,

@@ -1,7 +1,4 @@
-"""Test-side differences between Airflow 3.1+ and 2.10/2.11; the package's own live in ``jikeyun_kingdee.compat``.
-
-Test modules import from here (like ``testsupport``), never from a conftest.
-"""
+"""Test-side differences between Airflow 3.1+ and 2.10/2.11; the package's own live in ``jikeyun_kingdee.compat``."""
 
 from __future__ import annotations
 
@@ -15,8 +12,8 @@ import pytest
 from jikeyun_kingdee import compat
 from jikeyun_kingdee.compat import AIRFLOW_V3, load_dag_bag, return_value_of
 
-__all__ = ["AIRFLOW_V3", "cron_of", "expected_run_url", "load_dag_bag", "only_airflow2", "only_airflow3", "return_value_of",
-           "run_dag_test"]
+__all__ = ["AIRFLOW_V3", "cron_of", "expected_run_url", "load_dag_bag", "only_airflow2", "only_airflow3",
+           "return_value_of", "run_dag_test"]
 
 only_airflow3 = pytest.mark.skipif(not AIRFLOW_V3, reason="Airflow 3 only")
 only_airflow2 = pytest.mark.skipif(AIRFLOW_V3, reason="Airflow 2 only")

@@ -1,4 +1,4 @@
-"""Constants and the clock of the DAG tests (a module of its own: test modules must not import conftest)."""
+"""Constants and the clock of the DAG tests."""
 
 from __future__ import annotations
 
