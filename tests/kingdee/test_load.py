@@ -14,7 +14,7 @@ from jikeyun_kingdee.scheme import load_scheme
 from jikeyun_kingdee.staging import ObjectStoragePath, read_ndjson, write_ndjson
 from tests.support import REPO
 
-from .conftest import ORG, warehouse
+from tests.support.kingdee import ORG, warehouse
 
 SCHEME = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
 T0 = 1_790_000_000_000  # a source modification time, epoch ms
