@@ -6,6 +6,10 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
   ``airflow.timetables.interval``, ``airflow.notifications.basenotifier``, ``airflow.utils.log.secrets_masker``;
 * monitoring: no Deadline Alerts (``AsyncCallback``, ``DeadlineAlert``, ``DeadlineReference`` are ``None``); the
   scheme's deadline becomes an SLA (see :func:`jikeyun_kingdee.alerting.sla_miss_callback`);
+* metrics: ``Stats`` is Airflow's metrics layer, configured by Airflow's own processes from ``[metrics]`` (StatsD,
+  Datadog or OpenTelemetry). Airflow 3.2+ keeps it in the task SDK (``airflow.sdk.observability.stats``, the copy the
+  task runner initialises; ``airflow.stats`` is a deprecated shim of it), Airflow 2 and 3.1 in ``airflow.stats``;
+* assets: ``Asset`` is Airflow 2's ``Dataset`` (same ``uri`` and ``extra``; Airflow 3 adds a name, by default the URI);
 * the UI: ``[webserver] base_url`` and the grid view instead of ``[api] base_url`` and the run pages
   (:func:`ui_run_url`);
 * running a DAG in-process (:func:`run_dag_test`), loading a DAG folder (:func:`load_dag_bag`) and reading a task's
@@ -32,6 +36,7 @@ if AIRFLOW_V3:
         BaseNotifier,
         CronDataIntervalTimetable,
         DeadlineAlert,
+        Asset,
         DeadlineReference,
         ObjectStoragePath,
         Param,
@@ -47,9 +52,15 @@ if AIRFLOW_V3:
     except ImportError:  # 3.1
         from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
 
+    try:  # 3.2+
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:  # 3.1
+        from airflow.stats import Stats  # type: ignore[no-redef]
+
     _UI_BASE_URL = ("api", "base_url")
 else:  # Airflow 2.10 / 2.11
     from airflow.configuration import conf  # type: ignore[no-redef]
+    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
     from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
@@ -58,11 +69,21 @@ else:  # Airflow 2.10 / 2.11
     from airflow.models.param import Param  # type: ignore[no-redef]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
     from airflow.operators.python import get_current_context  # type: ignore[no-redef]
+    from airflow.stats import Stats  # type: ignore[no-redef]
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
     from airflow.utils.log.secrets_masker import mask_secret, redact  # type: ignore[no-redef]
 
     AsyncCallback = DeadlineAlert = DeadlineReference = None  # Airflow 2 has SLAs instead
     _UI_BASE_URL = ("webserver", "base_url")
+
+
+def legacy_metric_names_on() -> bool:
+    """Whether metrics are also sent under their legacy names, the tag values folded into the name.
+
+    ``[metrics] legacy_names_on`` (Airflow 3.2+, default on); Airflow 2 and 3.1 have no such option and always send
+    both forms of their own metrics.
+    """
+    return conf.getboolean("metrics", "legacy_names_on", fallback=True)
 
 
 def ui_run_url(base_url: str | None, dag_id: str, run_id: str, task_id: str | None = None) -> str:
@@ -124,6 +145,7 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "Asset",
     "AsyncCallback",
     "BaseHook",
     "BaseNotifier",
@@ -132,8 +154,10 @@ __all__ = [
     "DeadlineReference",
     "ObjectStoragePath",
     "Param",
+    "Stats",
     "conf",
     "get_current_context",
+    "legacy_metric_names_on",
     "load_dag_bag",
     "mask_secret",
     "redact",

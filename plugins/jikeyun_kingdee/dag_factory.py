@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jikeyun_kingdee import pipeline
+from jikeyun_kingdee import lineage, metrics, pipeline
 from jikeyun_kingdee.alerting import deadline_alert, failure_callbacks, notify_rejects, sla_miss_callback
 from jikeyun_kingdee.compat import (
     AIRFLOW_V3,
@@ -127,6 +127,7 @@ def build_dag(scheme: Scheme) -> DAG:
         dag_kwargs["sla_miss_callback"] = on_sla_miss
         report_sla["sla"] = timedelta(minutes=alerting.deadline_minutes)
     source, target = scheme.source, scheme.target
+    source_asset, target_asset = lineage.source_asset(scheme), lineage.target_asset(scheme)
 
     with DAG(
         dag_id=scheme.dag_id,
@@ -153,7 +154,7 @@ def build_dag(scheme: Scheme) -> DAG:
             with _no_retry_on_fatal():
                 return pipeline.check_target(scheme, KingdeeHook(target.connection))
 
-        @task(task_id="extract")
+        @task(task_id="extract", inlets=[source_asset])
         def extract() -> dict[str, Any]:
             context = get_current_context()
             start, end = run_window(context)
@@ -186,13 +187,14 @@ def build_dag(scheme: Scheme) -> DAG:
                 ledger.dispose()
 
         @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure),
-              **report_sla)
+              inlets=[source_asset], outlets=[target_asset], **report_sla)
         def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
                    filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:
             context = get_current_context()
             manifests = list(loaded[:]) if loaded is not None else []  # one XCom read for every mapped load
             summary = pipeline.summarise(extracted, transformed, filtered, manifests, checked)
             log.info("run summary of %s: %s", scheme.dag_id, summary)
+            metrics.emit_records(scheme.dag_id, summary)
             if summary["rejected"]:
                 counts = {k: v for k, v in summary.items() if isinstance(v, int)}
                 notify_rejects(context, alerting, counts=counts, rejected=summary["rejected_keys"])
@@ -200,6 +202,9 @@ def build_dag(scheme: Scheme) -> DAG:
                     f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
                     f"(reasons in the staged rejects and load results of run {context['run_id']})"
                 )
+            metrics.emit_freshness(scheme.dag_id, metrics.loaded_until(run_window(context)[1],
+                                                                       context["dag_run"].start_date))
+            context["outlet_events"][target_asset].extra.update(lineage.event_extra(summary))  # the run's asset event
             return summary
 
         checked = check_target()
