@@ -63,7 +63,7 @@ def reconfigure_stats() -> None:
 
     if "factory" in vars(_Stats):
         del _Stats.factory
-    _Stats.instance = None
+    Stats.instance = None  # the metaclass creates the logger again, on first use, from the new factory
     _Stats.__init__(Stats)
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +159,10 @@ def build_dag(scheme: Scheme) -> DAG:
             context = get_current_context()
             start, end = run_window(context)
             log.info("window: %s → %s", start or "(everything)", end or "")
+            read_at = datetime.now(timezone.utc).isoformat()  # the source as it stood from then on (freshness)
             with _no_retry_on_fatal():
-                return pipeline.extract(scheme, JikeyunHook(source.connection), _folder(scheme, context), start, end)
+                manifest = pipeline.extract(scheme, JikeyunHook(source.connection), _folder(scheme, context), start, end)
+            return {**manifest, "read_at": read_at}
 
         @task(task_id="transform")
         def transform(extracted: dict[str, Any]) -> dict[str, Any]:
@@ -202,8 +204,7 @@ def build_dag(scheme: Scheme) -> DAG:
                     f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
                     f"(reasons in the staged rejects and load results of run {context['run_id']})"
                 )
-            metrics.emit_freshness(scheme.dag_id, metrics.loaded_until(run_window(context)[1],
-                                                                       context["dag_run"].start_date))
+            metrics.emit_freshness(scheme.dag_id, metrics.loaded_until(run_window(context)[1], extracted.get("read_at")))
             context["outlet_events"][target_asset].extra.update(lineage.event_extra(summary))  # the run's asset event
             return summary
 

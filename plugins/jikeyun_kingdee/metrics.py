@@ -116,10 +116,15 @@ def emit_records(dag_id: str, summary: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
-def loaded_until(window_end: datetime | None, run_started: datetime | None) -> datetime:
-    """Up to when a successful run is sure to have read the source: the end of its window, but no later than the
-    run's start (a run without a window, or one whose window ends in the future, read what existed then)."""
-    started = pendulum.instance(run_started) if run_started is not None else pendulum.now("UTC")
+def loaded_until(window_end: datetime | None, read_at: datetime | str | None) -> datetime:
+    """Up to when a successful run has copied the source: the end of its window, but no later than when its extract
+    began reading (a run without a window, e.g. a full resync, or one whose window ends in the future, copied what
+    existed then).
+
+    :param read_at: when the extract began (ISO text as in its manifest); ``None`` = now.
+    """
+    read = pendulum.parse(read_at) if isinstance(read_at, str) else read_at
+    started = pendulum.instance(read) if isinstance(read, datetime) else pendulum.now("UTC")
     return min(pendulum.instance(window_end), started) if window_end is not None else started
 
 
