@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from importlib import import_module
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -15,8 +16,9 @@ import pytest
 from jikeyun_kingdee import compat
 from jikeyun_kingdee.compat import AIRFLOW_V3, load_dag_bag, return_value_of
 
-__all__ = ["AIRFLOW_V3", "asset_events", "cron_of", "expected_run_url", "load_dag_bag", "only_airflow2", "only_airflow3",
-           "queued_dag_ids", "reconfigure_stats", "return_value_of", "run_dag_test", "write_dags_to_db"]
+__all__ = ["AIRFLOW_V3", "asset_events", "cron_of", "expected_run_url", "load_dag_bag", "only_airflow2",
+           "only_airflow3", "queued_dag_ids", "reconfigure_stats", "return_value_of", "run_dag_test",
+           "write_dags_to_db"]
 
 only_airflow3 = pytest.mark.skipif(not AIRFLOW_V3, reason="Airflow 3 only")
 only_airflow2 = pytest.mark.skipif(AIRFLOW_V3, reason="Airflow 2 only")
@@ -59,20 +61,18 @@ def reconfigure_stats() -> None:
 
         stats.initialize(factory=get_stats_factory(), export_legacy_names=compat.legacy_metric_names_on())
         return
-    from airflow.stats import Stats, _Stats
-
-    if "factory" in vars(_Stats):
-        del _Stats.factory
-    Stats.instance = None  # the metaclass creates the logger again, on first use, from the new factory
-    _Stats.__init__(Stats)
+    airflow_stats = import_module("airflow.stats")  # Airflow 2: a metaclass holds the factory and the logger
+    if "factory" in vars(airflow_stats._Stats):
+        del airflow_stats._Stats.factory
+    airflow_stats.Stats.instance = None  # created again, on first use, by the new factory
+    airflow_stats._Stats.__init__(airflow_stats.Stats)
 
 
 def write_dags_to_db(*dags: Any) -> None:
     """Record DAGs in the metadata DB (their DAG rows and asset references) as the DAG processor does, unpaused."""
-    from sqlalchemy import update
-
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
+    from sqlalchemy import update
 
     if AIRFLOW_V3:
         from airflow.dag_processing.bundles.manager import DagBundlesManager
@@ -82,9 +82,7 @@ def write_dags_to_db(*dags: Any) -> None:
             DagBundlesManager().sync_bundles_to_db(session=session)
         SerializedDAG.bulk_write_to_db("dags-folder", None, list(dags))
     else:
-        from airflow.models.dag import DAG
-
-        DAG.bulk_write_to_db(list(dags))
+        type(dags[0]).bulk_write_to_db(list(dags))  # Airflow 2's DAG class
     with create_session() as session:
         session.execute(update(DagModel).where(DagModel.dag_id.in_([d.dag_id for d in dags])).values(is_paused=False)
                         .execution_options(synchronize_session=False))
@@ -96,16 +94,14 @@ def _asset_models() -> tuple[Any, Any, Any, str]:
         from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
 
         return AssetModel, AssetEvent, AssetDagRunQueue, "asset_id"
-    from airflow.models.dataset import DatasetDagRunQueue, DatasetEvent, DatasetModel
-
-    return DatasetModel, DatasetEvent, DatasetDagRunQueue, "dataset_id"
+    dataset = import_module("airflow.models.dataset")
+    return dataset.DatasetModel, dataset.DatasetEvent, dataset.DatasetDagRunQueue, "dataset_id"
 
 
 def asset_events(uri: str) -> list[dict[str, Any]]:
     """The stored events of the asset (Airflow 2: dataset) ``uri``: source DAG, run and task, and extra."""
-    from sqlalchemy import select
-
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     model, event, _, id_column = _asset_models()
     with create_session() as session:
@@ -120,9 +116,8 @@ def queued_dag_ids(uri: str, *, clear: bool = False) -> set[str]:
 
     :param clear: remove those queue entries after reading them.
     """
-    from sqlalchemy import delete, select
-
     from airflow.utils.session import create_session
+    from sqlalchemy import delete, select
 
     model, _, queue, id_column = _asset_models()
     with create_session() as session:

@@ -20,6 +20,7 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
 from __future__ import annotations
 
 from datetime import datetime
+from importlib import import_module
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,7 +37,6 @@ if AIRFLOW_V3:
         BaseNotifier,
         CronDataIntervalTimetable,
         DeadlineAlert,
-        Asset,
         DeadlineReference,
         ObjectStoragePath,
         Param,
@@ -52,15 +52,9 @@ if AIRFLOW_V3:
     except ImportError:  # 3.1
         from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
 
-    try:  # 3.2+
-        from airflow.sdk.observability.stats import Stats
-    except ImportError:  # 3.1
-        from airflow.stats import Stats  # type: ignore[no-redef]
-
     _UI_BASE_URL = ("api", "base_url")
 else:  # Airflow 2.10 / 2.11
     from airflow.configuration import conf  # type: ignore[no-redef]
-    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
     from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
@@ -69,12 +63,27 @@ else:  # Airflow 2.10 / 2.11
     from airflow.models.param import Param  # type: ignore[no-redef]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
     from airflow.operators.python import get_current_context  # type: ignore[no-redef]
-    from airflow.stats import Stats  # type: ignore[no-redef]
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
     from airflow.utils.log.secrets_masker import mask_secret, redact  # type: ignore[no-redef]
 
     AsyncCallback = DeadlineAlert = DeadlineReference = None  # Airflow 2 has SLAs instead
     _UI_BASE_URL = ("webserver", "base_url")
+
+
+def _first_found(*names: tuple[str, str]) -> Any:
+    """The first of ``(module, attribute)`` that imports."""
+    for module, attribute in names:
+        try:
+            return getattr(import_module(module), attribute)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"none of {names} found")
+
+
+# Airflow's metrics layer: the task SDK's (3.2+; the copy its task runner configures), else airflow.stats (2.x, 3.1)
+Stats: Any = _first_found(("airflow.sdk.observability.stats", "Stats"), ("airflow.stats", "Stats"))
+# Airflow 3's Asset, Airflow 2's Dataset
+Asset: Any = _first_found(("airflow.sdk", "Asset"), ("airflow.datasets", "Dataset"))
 
 
 def legacy_metric_names_on() -> bool:

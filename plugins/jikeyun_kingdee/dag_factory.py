@@ -161,7 +161,8 @@ def build_dag(scheme: Scheme) -> DAG:
             log.info("window: %s → %s", start or "(everything)", end or "")
             read_at = datetime.now(timezone.utc).isoformat()  # the source as it stood from then on (freshness)
             with _no_retry_on_fatal():
-                manifest = pipeline.extract(scheme, JikeyunHook(source.connection), _folder(scheme, context), start, end)
+                manifest = pipeline.extract(scheme, JikeyunHook(source.connection), _folder(scheme, context), start,
+                                            end)
             return {**manifest, "read_at": read_at}
 
         @task(task_id="transform")
@@ -204,7 +205,8 @@ def build_dag(scheme: Scheme) -> DAG:
                     f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
                     f"(reasons in the staged rejects and load results of run {context['run_id']})"
                 )
-            metrics.emit_freshness(scheme.dag_id, metrics.loaded_until(run_window(context)[1], extracted.get("read_at")))
+            until = metrics.loaded_until(run_window(context)[1], extracted.get("read_at"))
+            metrics.emit_freshness(scheme.dag_id, until)
             context["outlet_events"][target_asset].extra.update(lineage.event_extra(summary))  # the run's asset event
             return summary
 

@@ -19,6 +19,7 @@ OpenLineage provider is installed the tasks' inlets and outlets become the input
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, urlsplit
 
@@ -36,14 +37,16 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def source_asset(scheme: Scheme) -> Asset:
-    """The inlet: the Jikeyun API method the scheme reads, through its connection."""
+def source_asset(scheme: Scheme) -> Any:
+    """The inlet (an ``Asset``, Airflow 2: ``Dataset``): the Jikeyun API method the scheme reads, through its
+    connection."""
     source = scheme.source
     return Asset(uri=f"jikeyun://{_segment(source.connection)}/{_segment(source.method)}")
 
 
-def target_asset(scheme: Scheme) -> Asset:
-    """The outlet: the Kingdee form and organisation the scheme writes, in the data centre of its connection."""
+def target_asset(scheme: Scheme) -> Any:
+    """The outlet (an ``Asset``, Airflow 2: ``Dataset``): the Kingdee form and organisation the scheme writes, in
+    the data centre of its connection."""
     target = scheme.target
     return Asset(uri=f"kingdee://{_segment(target.connection)}/{_segment(target.form_id)}/{_segment(target.organisation)}")
 
@@ -75,7 +78,6 @@ def to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
 
     Called by the OpenLineage provider (imported only then).
     """
-    from openlineage.client.event_v2 import Dataset
-
+    dataset = import_module("openlineage.client.event_v2").Dataset  # an optional dependency
     parts = urlsplit(asset.uri)
-    return Dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path.lstrip("/"))
+    return dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path.lstrip("/"))

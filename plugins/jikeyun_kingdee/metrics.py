@@ -6,7 +6,8 @@ of its own, so the metrics go wherever the scheduler's and workers' metrics go.
 
 Names follow Airflow's convention (its metrics registry since 3.2): each metric has a name without variables, sent
 with tags (Datadog, InfluxDB-style StatsD tags, OpenTelemetry attributes), and a legacy name with the name variables
-folded in, for plain StatsD, which drops tags — like Airflow's ``ti.finish`` and ``ti.finish.<dag_id>.<task_id>.<state>``.
+folded in, for plain StatsD, which drops tags — like Airflow's ``ti.finish`` and
+``ti.finish.<dag_id>.<task_id>.<state>``.
 Both are sent unless ``[metrics] legacy_names_on`` is off (Airflow 3.2+). As in Airflow, a dot inside a folded value
 becomes ``__`` (``erp.warehouse.get`` → ``erp__warehouse__get``) so the name keeps its segments. Tags that are not
 name variables (``outcome``, ``dag_id`` and ``task_id`` of API calls) are sent with both names.
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 import pendulum
 
-from jikeyun_kingdee.compat import Stats, get_current_context, legacy_metric_names_on
+from jikeyun_kingdee.compat import AirflowException, Stats, get_current_context, legacy_metric_names_on
 
 PREFIX = "jikeyun_kingdee"
 
@@ -139,7 +140,7 @@ def _task_tags() -> dict[str, str]:
     """``dag_id`` and ``task_id`` of the running Airflow task, or nothing outside a task."""
     try:
         ti = get_current_context()["ti"]
-    except Exception:  # outside a task Airflow raises (RuntimeError on 3.x, AirflowException on 2.x)
+    except (RuntimeError, AirflowException):  # outside a task (Airflow 3 raises RuntimeError, 2 AirflowException)
         return {}
     return {"dag_id": ti.dag_id, "task_id": ti.task_id}
 

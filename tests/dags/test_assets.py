@@ -6,13 +6,15 @@ the asset DAG-run queue entry of the consumer DAG, from which the scheduler crea
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pendulum
 import pytest
-
 from airflow_compat import AIRFLOW_V3, asset_events, queued_dag_ids, run_dag_test, write_dags_to_db
 from dag_timeline import DAG_ID, hour
+
 from jikeyun_kingdee import lineage
 from jikeyun_kingdee.compat import DAG, Asset, task
 from jikeyun_kingdee.scheme import load_scheme
@@ -27,7 +29,7 @@ CONSUMER_ID = "jikeyun_kingdee_test_stock_consumer"
 
 def consumer_dag() -> DAG:
     """A DAG of another team that runs whenever Kingdee's BD_STOCK of I0134 was synced."""
-    with DAG(dag_id=CONSUMER_ID, schedule=[Asset(uri=TARGET_URI)], start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
+    with DAG(dag_id=CONSUMER_ID, schedule=[Asset(uri=TARGET_URI)], start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
              catchup=False) as dag:
 
         @task
@@ -45,11 +47,14 @@ def test_the_assets_name_source_and_target_and_airflow_checks_their_uris(warehou
     report, extract = warehouse_dag.get_task("report"), warehouse_dag.get_task("extract")
     assert [a.uri for a in report.outlets] == [TARGET_URI] and [a.uri for a in report.inlets] == [SOURCE_URI]
     assert [a.uri for a in extract.inlets] == [SOURCE_URI]
-    assert all(not warehouse_dag.get_task(t).outlets for t in ("check_target", "extract", "transform", "filter", "load"))
+    others = ("check_target", "extract", "transform", "filter", "load")
+    assert all(not warehouse_dag.get_task(task_id).outlets for task_id in others)
     # Airflow normalises through the package's URI handler (a trailing slash goes) ...
     assert Asset(uri=TARGET_URI + "/").uri == TARGET_URI
     # ... which refuses a URI without connection or organisation (Airflow 2 warns unless strict URI validation is on)
-    with pytest.raises(ValueError, match="kingdee://<connection>") if AIRFLOW_V3 else pytest.warns(UserWarning):
+    refused = (pytest.raises(ValueError, match="kingdee://<connection>") if AIRFLOW_V3
+               else pytest.warns(UserWarning, match="not AIP-60 compliant"))
+    with refused:
         Asset(uri="kingdee://kingdee_default/BD_STOCK")
 
 
@@ -65,7 +70,7 @@ def test_a_successful_sync_records_one_asset_event_with_its_counts_and_queues_th
     assert len(events) == 1  # one event per run (not one per load chunk), from the report task
     event = events[0]
     assert (event["dag_id"], event["task_id"]) == (DAG_ID, "report")
-    active = sum(1 for w in jikeyun.warehouses.values() if int(w["isBlockup"]) == 0 and int(w.get("isDelete") or 0) == 0)
+    active = sum(int(w["isBlockup"]) == 0 and int(w.get("isDelete") or 0) == 0 for w in jikeyun.warehouses.values())
     counts = event["extra"]["counts"]
     assert counts["created"] == active == len(kingdee.stocks(org="I0134"))
     assert counts["fetched"] == len(jikeyun.warehouses) and counts["rejected"] == 0
@@ -76,7 +81,7 @@ def test_a_successful_sync_records_one_asset_event_with_its_counts_and_queues_th
 
     # A run that rejects a record fails: no event, the consumer is not queued.
     queued_dag_ids(TARGET_URI, clear=True)
-    refused = sorted(stock["FNumber"] for stock in kingdee.stocks(org="I0134"))[0]
+    refused = min(stock["FNumber"] for stock in kingdee.stocks(org="I0134"))
     jikeyun.modify_warehouse(refused, warehouseName="被拒绝的新名称", modified_at=hour(1) + timedelta(minutes=10))
     kingdee.fail_rows([refused])
     failed = run_dag_test(warehouse_dag, hour(2))
@@ -84,3 +89,26 @@ def test_a_successful_sync_records_one_asset_event_with_its_counts_and_queues_th
     assert [e for e in asset_events(TARGET_URI) if e["run_id"] == failed.run_id] == []
     assert queued_dag_ids(TARGET_URI) == set()
 
+
+
+def _providers_manager() -> Any:
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        return ProvidersManagerTaskRuntime()
+    except ImportError:
+        from airflow.providers_manager import ProvidersManager
+
+        return ProvidersManager()
+
+
+def test_airflow_registers_the_uri_schemes_for_openlineage() -> None:
+    """The OpenLineage provider turns inlets/outlets into datasets through the converter Airflow registered for their
+    scheme (and drops those without one); the package's provider info registers its own for both schemes, found here
+    the way that provider looks it up (task-runtime providers manager on Airflow 3.2+, else the core one)."""
+    manager = _providers_manager()
+    converters = getattr(manager, "asset_to_openlineage_converters", None) or manager.dataset_to_openlineage_converters
+    handlers = getattr(manager, "asset_uri_handlers", None) or manager.dataset_uri_handlers
+    for scheme in ("jikeyun", "kingdee"):
+        assert converters[scheme] is lineage.to_openlineage
+        assert handlers[scheme] is lineage.normalize_uri

@@ -19,9 +19,9 @@ from datetime import timedelta
 
 import pendulum
 import pytest
-
 from airflow_compat import reconfigure_stats, run_dag_test
 from dag_timeline import DAG_ID, hour
+
 from jikeyun_kingdee import metrics
 
 pytestmark = pytest.mark.usefixtures("staging")
@@ -168,3 +168,20 @@ def test_tags_reach_statsd_when_it_takes_them(statsd: StatsdListener) -> None:
     assert counters["airflow.jikeyun_kingdee.api.calls.kingdee.BatchSave,outcome=TimeoutError"] == 1
     assert counters["airflow.jikeyun_kingdee.api.retries,system=kingdee,operation=BatchSave"] == 1
     assert gauges["airflow.jikeyun_kingdee.freshness,dag_id=jikeyun_kingdee_demo"] == [90.0]
+
+
+def test_freshness_counts_from_the_window_end_or_from_when_the_source_was_read() -> None:
+    read_at = pendulum.datetime(2026, 12, 1, 8, 0, 5, tz="UTC")
+    window_end = pendulum.datetime(2026, 12, 1, 8, tz="UTC")
+    assert metrics.loaded_until(window_end, read_at.isoformat()) == window_end  # a scheduled run, after its window
+    assert metrics.loaded_until(window_end.add(hours=1), read_at) == read_at  # a window that ends later than the read
+    assert metrics.loaded_until(None, read_at.isoformat()) == read_at  # a full resync
+    assert metrics.emit_freshness("d", window_end, now=window_end.add(minutes=3)) == 180.0
+
+
+def test_one_table_of_metrics_with_airflow_style_names() -> None:
+    for name, metric in metrics.METRICS.items():
+        assert name == metric.name and name.startswith("jikeyun_kingdee.") and "{" not in name
+        assert metric.legacy_name.startswith(name + ".") and set(metric.name_variables) <= set(metric.tags)
+    legacy, extra = metrics.API_CALLS.legacy({"system": "jikeyun", "operation": "erp.warehouse.get", "outcome": "ok"})
+    assert (legacy, extra) == ("jikeyun_kingdee.api.calls.jikeyun.erp__warehouse__get", {"outcome": "ok"})
