@@ -19,6 +19,7 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from importlib import import_module
 from typing import Any
@@ -86,11 +87,12 @@ Stats: Any = _first_found(("airflow.sdk.observability.stats", "Stats"), ("airflo
 Asset: Any = _first_found(("airflow.sdk", "Asset"), ("airflow.datasets", "Dataset"))
 
 
+@functools.cache
 def legacy_metric_names_on() -> bool:
     """Whether metrics are also sent under their legacy names, the tag values folded into the name.
 
-    ``[metrics] legacy_names_on`` (Airflow 3.2+, default on); Airflow 2 and 3.1 have no such option and always send
-    both forms of their own metrics.
+    ``[metrics] legacy_names_on`` (Airflow 3.2+, default on), read once per process as Airflow does; Airflow 2 and
+    3.1 have no such option and always send both forms of their own metrics.
     """
     return conf.getboolean("metrics", "legacy_names_on", fallback=True)
 

@@ -21,6 +21,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 import pendulum
@@ -43,7 +44,7 @@ class Metric:
     tags: tuple[str, ...]
     description: str
 
-    @property
+    @cached_property
     def name_variables(self) -> list[str]:
         return [field for _, field, _, _ in string.Formatter().parse(self.legacy_name) if field]
 
