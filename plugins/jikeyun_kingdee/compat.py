@@ -6,6 +6,10 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
   ``airflow.timetables.interval``, ``airflow.notifications.basenotifier``, ``airflow.utils.log.secrets_masker``;
 * monitoring: no Deadline Alerts (``AsyncCallback``, ``DeadlineAlert``, ``DeadlineReference`` are ``None``); the
   scheme's deadline becomes an SLA (see :func:`jikeyun_kingdee.alerting.sla_miss_callback`);
+* metrics: ``Stats`` is Airflow's metrics layer, configured by Airflow's own processes from ``[metrics]`` (StatsD,
+  Datadog or OpenTelemetry). Airflow 3.2+ keeps it in the task SDK (``airflow.sdk.observability.stats``, the copy the
+  task runner initialises; ``airflow.stats`` is a deprecated shim of it), Airflow 2 and 3.1 in ``airflow.stats``;
+* assets: ``Asset`` is Airflow 2's ``Dataset`` (same ``uri`` and ``extra``; Airflow 3 adds a name, by default the URI);
 * the UI: ``[webserver] base_url`` and the grid view instead of ``[api] base_url`` and the run pages
   (:func:`ui_run_url`);
 * running a DAG in-process (:func:`run_dag_test`), loading a DAG folder (:func:`load_dag_bag`) and reading a task's
@@ -15,7 +19,9 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from importlib import import_module
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -63,6 +69,32 @@ else:  # Airflow 2.10 / 2.11
 
     AsyncCallback = DeadlineAlert = DeadlineReference = None  # Airflow 2 has SLAs instead
     _UI_BASE_URL = ("webserver", "base_url")
+
+
+def _first_found(*names: tuple[str, str]) -> Any:
+    """The first of ``(module, attribute)`` that imports."""
+    for module, attribute in names:
+        try:
+            return getattr(import_module(module), attribute)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"none of {names} found")
+
+
+# Airflow's metrics layer: the task SDK's (3.2+; the copy its task runner configures), else airflow.stats (2.x, 3.1)
+Stats: Any = _first_found(("airflow.sdk.observability.stats", "Stats"), ("airflow.stats", "Stats"))
+# Airflow 3's Asset, Airflow 2's Dataset
+Asset: Any = _first_found(("airflow.sdk", "Asset"), ("airflow.datasets", "Dataset"))
+
+
+@functools.cache
+def legacy_metric_names_on() -> bool:
+    """Whether metrics are also sent under their legacy names, the tag values folded into the name.
+
+    ``[metrics] legacy_names_on`` (Airflow 3.2+, default on), read once per process as Airflow does; Airflow 2 and
+    3.1 have no such option and always send both forms of their own metrics.
+    """
+    return conf.getboolean("metrics", "legacy_names_on", fallback=True)
 
 
 def ui_run_url(base_url: str | None, dag_id: str, run_id: str, task_id: str | None = None) -> str:
@@ -124,6 +156,7 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "Asset",
     "AsyncCallback",
     "BaseHook",
     "BaseNotifier",
@@ -132,8 +165,10 @@ __all__ = [
     "DeadlineReference",
     "ObjectStoragePath",
     "Param",
+    "Stats",
     "conf",
     "get_current_context",
+    "legacy_metric_names_on",
     "load_dag_bag",
     "mask_secret",
     "redact",

@@ -12,11 +12,11 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from jikeyun_kingdee import pipeline
+from jikeyun_kingdee import lineage, metrics, pipeline
 from jikeyun_kingdee.alerting import (
     AlertingConfig,
     deadline_alert,
@@ -148,9 +148,11 @@ def extract_window(scheme: Scheme) -> dict[str, Any]:
     context = get_current_context()
     start, end = run_window(context)
     log.info("window: %s → %s", start or "(everything)", end or "")
+    read_at = datetime.now(timezone.utc).isoformat()  # the source as it stood from then on (freshness)
     with _no_retry_on_fatal():
-        return pipeline.extract(scheme, JikeyunHook(scheme.source.connection), run_staging_folder(scheme, context),
-                                start, end)
+        manifest = pipeline.extract(scheme, JikeyunHook(scheme.source.connection),
+                                    run_staging_folder(scheme, context), start, end)
+    return {**manifest, "read_at": read_at}
 
 
 def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +198,7 @@ def report_run(scheme: Scheme, manifests: dict[str, dict[str, Any]], loaded: lis
     summary = pipeline.summarise(manifests["extract"], manifests["transform"], manifests["filter"], loaded,
                                  manifests["check_target"])
     log.info("run summary of %s: %s", scheme.dag_id, summary)
+    metrics.emit_records(scheme.dag_id, summary)
     if summary["rejected"]:
         counts = {k: v for k, v in summary.items() if isinstance(v, int)}
         notify_rejects(context, scheme.alerting, counts=counts, rejected=summary["rejected_keys"])
@@ -203,13 +206,18 @@ def report_run(scheme: Scheme, manifests: dict[str, dict[str, Any]], loaded: lis
             f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
             f"(reasons in the staged rejects and load results of run {context['run_id']})"
         )
+    until = metrics.loaded_until(run_window(context)[1], manifests["extract"].get("read_at"))
+    metrics.emit_freshness(scheme.dag_id, until)
+    context["outlet_events"][lineage.target_asset(scheme)].extra.update(lineage.event_extra(summary))  # the event
     return summary
 
 
 def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_args: dict[str, Any]) -> None:
     """``extract → transform → filter → check_target → load_chunks → load[mapped] → report``."""
 
-    @task(task_id="extract")
+    source_asset, target_asset = lineage.source_asset(scheme), lineage.target_asset(scheme)
+
+    @task(task_id="extract", inlets=[source_asset])
     def extract() -> dict[str, Any]:
         return extract_window(scheme)
 
@@ -235,7 +243,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         return load_staged_chunk(scheme, chunk)
 
     @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure),
-          **report_args)
+          inlets=[source_asset], outlets=[target_asset], **report_args)
     def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
                filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:
         manifests = {"check_target": checked, "extract": extracted, "transform": transformed, "filter": filtered}

@@ -1,4 +1,5 @@
-"""Provider metadata: the ``jikeyun`` and ``kingdee`` connection types as Airflow's UI shows them.
+"""Provider metadata: the ``jikeyun`` and ``kingdee`` connection types as Airflow's UI shows them, and the
+``jikeyun://`` / ``kingdee://`` asset URI schemes (:mod:`jikeyun_kingdee.lineage`).
 
 Airflow 3.2+ reads the form declaratively from ``conn-fields`` (JSON-schema extras stored in ``Connection.extra``)
 and ``ui-field-behaviour`` (hidden, relabelled and placeholder standard fields) without importing the hooks.
@@ -27,6 +28,12 @@ _TIMEOUT = {
     "label": "Timeout (seconds)",
     "description": "Read timeout of one HTTP call; empty means the hook's default.",
     "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+}
+# URI schemes of the sync's inlets and outlets (jikeyun_kingdee.lineage): their check, and their OpenLineage datasets
+_ASSET_URIS = {
+    "schemes": ["jikeyun", "kingdee"],
+    "handler": "jikeyun_kingdee.lineage.normalize_uri",
+    "to_openlineage_converter": "jikeyun_kingdee.lineage.to_openlineage",
 }
 
 PROVIDER_INFO: dict[str, Any] = {
@@ -111,6 +118,8 @@ PROVIDER_INFO: dict[str, Any] = {
             },
         },
     ],
+    "asset-uris": [_ASSET_URIS],  # Airflow 3
+    "dataset-uris": [_ASSET_URIS],  # Airflow 2
 }
 
 
