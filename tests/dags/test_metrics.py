@@ -19,8 +19,8 @@ from datetime import timedelta
 
 import pendulum
 import pytest
-from airflow_compat import reconfigure_stats, run_dag_test
-from dag_timeline import DAG_ID, hour
+from tests.support.airflow_compat import reconfigure_stats, run_dag_test
+from tests.support.dag_timeline import DAG_ID, hour
 
 from jikeyun_kingdee import metrics
 
@@ -126,7 +126,9 @@ def test_a_run_sends_record_counts_api_calls_retries_latency_and_freshness(
     records = f"{PREFIX}.records.{DAG_ID}"
     assert counters[f"{records}.created"] == len(active) == len(kingdee.stocks(org="I0134"))
     assert counters[f"{records}.fetched"] == len(jikeyun.warehouses)
-    assert counters[f"{records}.filtered_out"] == len(jikeyun.warehouses) - len(active)
+    # the scheme forbids blocked-up and deleted warehouses: staged to retire (absent from Kingdee), none filtered out
+    assert counters[f"{records}.retire"] == counters[f"{records}.absent"] == len(jikeyun.warehouses) - len(active)
+    assert counters[f"{records}.filtered_out"] == 0
     assert counters[f"{records}.updated"] == counters[f"{records}.rejected"] == counters[f"{records}.unchanged"] == 0
     # ... and the tagged name (its tags dropped by plain StatsD) carries the same counts in total
     assert counters[f"{PREFIX}.records"] == sum(v for name, v in counters.items() if name.startswith(f"{records}."))
