@@ -14,8 +14,10 @@ Windows (:meth:`JikeyunHook.iter_window`) are read by keyset paging on the modif
 for ``[cursor, window end]`` and the next one starts at the second of the last record received, so a record
 modified while the window is read never shifts the pages still to come (plain offset paging then loses the record
 behind it). Records of the boundary seconds that were already received come again and are dropped by identity (a
-digest of the record's JSON); only the digests of the current boundary are kept, so memory stays flat in the
-window's size. Whether the server sorts by modification time is not documented: it is read from the pages.
+16-byte digest of the record's JSON). Only the digests that a later request may meet again are kept — the last
+two seconds, or the page being overlapped and a bulk second being paged — and only those records are digested,
+so memory and CPU stay flat in the window's size. Whether the server sorts by modification time is not
+documented: it is read from the pages.
 
 * **Sorted server**, n records in the window, page size P: ⌈(n+1)/P⌉ calls, plus what the records of each page's
   last two seconds cost, which the next request returns again (the one-second widening): about one record a page
@@ -26,7 +28,9 @@ window's size. Whether the server sorts by modification time is not documented: 
   P - 3 records, and nothing is re-read. A modification moves a record to a later time, so between two calls
   records can only leave the answer, shifting the rest towards its start; the first record of each page must
   therefore be one of the previous page — then nothing slipped between the two, even if one record left. If not,
-  the request is read again from its first page (at most ``STABLE_READ_PASSES`` times).
+  everything up to the previous page's last record is still read, so the cursor moves to its second; when that
+  is no progress (one bulk second), the request is read again from its first page, at most
+  ``STABLE_READ_PASSES`` times before a :class:`JikeyunError`.
 * **Unsorted server** (a page whose times go down): the window is read by bisection. A time range is complete
   when one request returns a short page; a full page splits it (just below its last record when that page is
   sorted, else in the middle) down to one second, where offset pages are re-read until two passes agree. Cost
@@ -55,7 +59,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -382,6 +386,26 @@ def _check_page_size(page_size: int) -> None:
         raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, not {page_size}")
 
 
+def _forget_before(recent: dict[bytes, int], second: int) -> None:
+    """Drop the digests of records older than ``second``: no later request returns them."""
+    for digest in [digest for digest, received in recent.items() if received < second]:
+        del recent[digest]
+
+
+def _remember(
+    recent: dict[bytes, int], page: list[dict[str, Any]], seconds: list[int], digests: list[bytes | None],
+    chosen: Iterable[int],
+) -> set[bytes]:
+    """Put the chosen records of a page into ``recent`` (digest → second), computing digests not known yet; return
+    the page's known digests."""
+    for i in chosen:
+        digest = digests[i]
+        if digest is None:
+            digests[i] = digest = record_digest(page[i])
+        recent[digest] = seconds[i]
+    return {digest for digest in digests if digest is not None}
+
+
 @dataclass(frozen=True)
 class _Window:
     """What stays the same over the requests of one window read."""
@@ -629,7 +653,7 @@ class JikeyunHook(HttpHook):
             handover = yield from self._read_keyset(window, lo, hi, recent)
         if handover is not None:
             summary["how"] = handover.how
-            yield from self._read_bisecting(window, handover.start, hi, set(recent), handover.first_page)
+            yield from self._read_bisecting(window, handover.start, hi, recent, handover.first_page)
 
     def _read_keyset(
         self, window: _Window, lo: int, hi: int, recent: dict[bytes, int]
@@ -640,46 +664,64 @@ class JikeyunHook(HttpHook):
             caller reads what is left in it when bisection takes over.
         """
         cursor, passes, proven = lo, 0, False
+        newest = lo - 2  # the latest second received so far: only records up to it can be repeats
         while True:  # one request [cursor, hi], paged from its first page
             query = window.seconds(cursor, hi)
-            index, size, end = 0, window.page_size, 0
+            index, size, end, previous_last = 0, window.page_size, 0, cursor
             previous: set[bytes] = set()
             chain_seconds: Counter[int] = Counter()
             while True:
                 page = self._page(window.method, {**query, "pageIndex": index, "pageSize": size}, window.list_key)
                 seconds = self._page_seconds(window.method, page, window.modified_field, cursor - 1, hi + 2)
-                digests = [record_digest(record) for record in page]
-                if end and (not page or digests[0] not in previous):
-                    passes += 1  # more records left the answer between two calls than the pages overlap
-                    if passes >= STABLE_READ_PASSES:
-                        raise JikeyunError(window.method, f"records of {query} kept changing over {passes} reads")
-                    self.log.info("Jikeyun %s: the answer to %s shifted between pages; reading it again",
-                                  window.method, query)
+                if end and (not page or record_digest(page[0]) not in previous):
+                    # More records left the answer between two calls than the pages overlap: records behind the
+                    # previous page may have slipped past this one. Everything up to the previous page's last
+                    # record is read, so a sorted server continues from its second; else read the answer again.
+                    self.log.info("Jikeyun %s: the answer to %s shifted between pages; reading on from %s",
+                                  window.method, query, beijing_time(max(cursor, previous_last) if proven else cursor))
+                    if proven and previous_last > cursor:
+                        cursor, passes = previous_last, 0
+                        _forget_before(recent, cursor - 1)
+                    else:
+                        passes += 1
+                        if passes >= STABLE_READ_PASSES:
+                            raise JikeyunError(window.method, f"records of {query} kept changing over {passes} reads")
                     break
                 if not is_time_ordered(seconds):
                     return self._unsorted(window, lo, cursor, page if cursor == lo and index == 0 else None)
                 ordered = [second for second in seconds if second is not None]
+                # digests (the costly part) only of records that may repeat one received before
+                digests = [record_digest(r) if t <= newest else None for r, t in zip(page, ordered, strict=True)]
                 for record, digest, second in zip(page, digests, ordered, strict=True):
-                    if digest not in previous:
-                        chain_seconds[second] += 1
-                    if digest not in recent:
+                    if digest is not None and digest in recent:
+                        if digest not in previous:
+                            chain_seconds[second] += 1
+                        continue
+                    chain_seconds[second] += 1
+                    if digest is not None:
                         recent[digest] = second
-                        yield record
+                    yield record
                 if len(page) < size:
                     return None
                 end, last = (index + 1) * size, ordered[-1]
+                newest = max(newest, last)
                 proven = proven or sort_evidence(chain_seconds) >= -math.log(SORT_PROOF_CHANCE)
                 try:
                     index, size = chain_page(end, window.page_size)
                 except ValueError:  # no page size fits the overlap here; the read so far is sound either way
+                    _remember(recent, page, ordered, digests, range(len(page)))
                     return _Handover(cursor, None, f"keyset, bisection from {beijing_time(cursor)} (page offsets)")
-                reread = sum(1 for second in recent.values() if second >= last - 1)
+                # the next request returns this page's last two seconds again, or starts inside this page
+                boundary = [i for i, second in enumerate(ordered) if second >= last - 1]
+                reread = sum(1 for t in recent.values() if t >= last - 1) + sum(digests[i] is None for i in boundary)
                 if proven and last > cursor and window.page_size - reread >= (index + 1) * size - end:
                     cursor, passes = last, 0  # seconds before the last record's are complete
-                    for digest in [d for d, second in recent.items() if second < cursor - 1]:
-                        del recent[digest]
+                    _forget_before(recent, cursor - 1)
+                    _remember(recent, page, ordered, digests, boundary)
                     break
-                previous = set(digests)
+                previous, previous_last = _remember(recent, page, ordered, digests, range(len(page))), last
+                if proven:  # what may come again: the next page's overlap, or all from previous_last - 1 on
+                    _forget_before(recent, ordered[0] - 1)
 
     def _unsorted(self, window: _Window, lo: int, cursor: int, first_page: list[dict[str, Any]] | None) -> _Handover:
         """Where bisection starts once a page is not sorted by time."""
@@ -693,14 +735,18 @@ class JikeyunHook(HttpHook):
         return _Handover(lo, None, f"keyset until {beijing_time(cursor)}, then bisection of the whole window")
 
     def _read_bisecting(
-        self, window: _Window, first: int, hi: int, seen: set[bytes], first_page: list[dict[str, Any]] | None
+        self, window: _Window, first: int, hi: int, received: dict[bytes, int],
+        first_page: list[dict[str, Any]] | None,
     ) -> Iterator[dict[str, Any]]:
         """Bisection over ``[first, hi]`` (see the module docstring), for a server that does not sort.
 
-        :param seen: digests of records already yielded that these requests may return again; records of the
-            edge seconds of each completed range are added (only those can come again, from a neighbour range).
+        :param received: digest → second of records already yielded that these requests may return again.
+            Records of the edge seconds of each completed range are added: only those can come again (from the
+            neighbour range, through the one-second widening), so only those are digested.
         :param first_page: the answer to the first request, page 0 of ``[first, hi]``, when already read.
         """
+        seen = set(received)
+        seen_from = min(received.values(), default=math.inf)
         pending = [(first, hi, True)]
         while pending:
             first, last, guided = pending.pop()
@@ -724,11 +770,11 @@ class JikeyunHook(HttpHook):
                 records = self._read_stable(window, query)
             edges = {first - 1, first, last, last + 1}
             for record in records:
-                digest = record_digest(record)
-                if digest in seen:
-                    continue
                 second = record_second(record, window.modified_field)
-                if second is None or second in edges:
+                if second is None or second in edges or second >= seen_from:
+                    digest = record_digest(record)
+                    if digest in seen:
+                        continue
                     seen.add(digest)
                 yield record
 
