@@ -29,6 +29,7 @@ from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox  # noqa: E402
 
 METHOD, LIST_KEY, ALL = "erp.warehouse.get", "warehouseInfo", {"includeDeleteAndBlockup": 1}
 HOUR = (datetime(2025, 6, 1, 0, 0, tzinfo=UTC), datetime(2025, 6, 1, 1, 0, tzinfo=UTC))
+DENSE_FROM = datetime(2025, 5, 1, tzinfo=UTC)
 Window = tuple[datetime, datetime] | None
 
 
@@ -69,8 +70,12 @@ def spread_edits(sandbox: JikeyunSandbox, count: int) -> None:
 
 
 def case(label: str, *, warehouses: int, window: Window, page_size: int = 200, sort: bool = True,
-         prepare: Callable[[JikeyunSandbox], None] | None = None, modify_after_page: int | None = None) -> None:
-    with JikeyunSandbox(warehouses=warehouses, sort_by_modified=sort) as sandbox:
+         prepare: Callable[[JikeyunSandbox], None] | None = None, modify_after_page: int | None = None,
+         span: timedelta | None = None) -> None:
+    """One read on a fresh sandbox; ``span``: the generated modification times lie in that much time from
+    2025-05-01 (default: all of 2025)."""
+    spread = {} if span is None else {"modified_from": DENSE_FROM, "modified_to": DENSE_FROM + span}
+    with JikeyunSandbox(warehouses=warehouses, sort_by_modified=sort, **spread) as sandbox:
         if prepare:
             prepare(sandbox)
         expected = in_window(sandbox, window)
@@ -97,6 +102,7 @@ def main() -> None:
     print(f"{'case':<44}{'n':>7}{'P':>5}{'calls':>7}{'minimum':>9}{'ratio':>7}{'lost':>6}{'wall s':>8}")
     for n in (1000, big):
         case(f"full sync {n:,}", warehouses=n, window=None)
+    case(f"full sync {big:,}, 20 records a second", warehouses=big, window=None, span=timedelta(seconds=big // 20))
     case("one-hour window, 50 edits", warehouses=big, window=HOUR, prepare=lambda s: spread_edits(s, 50))
     for size, page_size in ((50, 200), (50, 50), (1000, 200)):
         case(f"one-hour window, bulk second of {size:,}", warehouses=big, window=HOUR, page_size=page_size,

@@ -703,7 +703,7 @@ class JikeyunHook(HttpHook):
                     yield record
                 if len(page) < size:
                     return None
-                end, last = (index + 1) * size, ordered[-1]
+                offset, end, last = index * size, (index + 1) * size, ordered[-1]
                 newest = max(newest, last)
                 proven = proven or sort_evidence(chain_seconds) >= -math.log(SORT_PROOF_CHANCE)
                 try:
@@ -719,8 +719,13 @@ class JikeyunHook(HttpHook):
                     _forget_before(recent, cursor - 1)
                     _remember(recent, page, ordered, digests, boundary)
                     break
-                previous, previous_last = _remember(recent, page, ordered, digests, range(len(page))), last
-                if proven:  # what may come again: the next page's overlap, or all from previous_last - 1 on
+                # chained: the next page starts inside this one. On a sorted server only its overlap and the last
+                # two seconds can come again (a shift past the overlap moves the cursor, see above); otherwise a
+                # shift reads the request again from its first page, so all of it must be known.
+                overlap = range(max(0, index * size - offset), len(page))
+                chosen = sorted({*boundary, *overlap}) if proven else range(len(page))
+                previous, previous_last = _remember(recent, page, ordered, digests, chosen), last
+                if proven:
                     _forget_before(recent, ordered[0] - 1)
 
     def _unsorted(self, window: _Window, lo: int, cursor: int, first_page: list[dict[str, Any]] | None) -> _Handover:
