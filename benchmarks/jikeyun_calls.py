@@ -1,7 +1,10 @@
-"""Jikeyun API call counts on the sandbox: offset paging vs the loss-proof window read, and what a concurrent
-modification costs each of them.
+"""Jikeyun API calls of ``JikeyunHook.iter_window`` on the sandbox, against the minimum ⌈(n+1)/P⌉.
 
-Run: ``.venv/bin/python benchmarks/jikeyun_calls.py [--warehouses 1000]``
+n is the number of records the sandbox holds in the window, P the page size; the minimum is what offset paging
+needs when nothing changes during the read (the ``+1``: a full last page needs one more, empty, page to end). Each
+case runs on a fresh sandbox; "lost" counts records that were in the window, never modified, and not returned.
+
+Run: ``.venv/bin/python benchmarks/jikeyun_calls.py [--quick]``
 """
 
 from __future__ import annotations
@@ -12,93 +15,109 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # figures o
 
 import argparse
 import json
+import math
 import tempfile
-from datetime import datetime, timedelta, timezone
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-"))
 
 from jikeyun_kingdee.hooks.jikeyun import JikeyunHook  # noqa: E402
+from jikeyun_kingdee.sandbox._http import round_trip_ms  # noqa: E402
 from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox  # noqa: E402
 
 METHOD, LIST_KEY, ALL = "erp.warehouse.get", "warehouseInfo", {"includeDeleteAndBlockup": 1}
-HOUR = (datetime(2025, 6, 1, 0, 0, tzinfo=timezone.utc), datetime(2025, 6, 1, 1, 0, tzinfo=timezone.utc))
-HALF_YEAR = (datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 9, 1, tzinfo=timezone.utc))
+HOUR = (datetime(2025, 6, 1, 0, 0, tzinfo=UTC), datetime(2025, 6, 1, 1, 0, tzinfo=UTC))
+DENSE_FROM = datetime(2025, 5, 1, tzinfo=UTC)
+Window = tuple[datetime, datetime] | None
 
 
-def connect(sandbox: JikeyunSandbox) -> JikeyunHook:
+def ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def in_window(sandbox: JikeyunSandbox, window: Window) -> set[str]:
+    if window is None:
+        return set(sandbox.warehouses)
+    start, end = (ms(t) for t in window)
+    return {r["warehouseCode"] for r in sandbox.records.values() if start <= r["gmtModified"] < end}
+
+
+def read(sandbox: JikeyunSandbox, window: Window, page_size: int) -> tuple[set[str], int, float]:
+    """Codes returned, calls made and seconds taken by one ``iter_window`` read."""
     os.environ["AIRFLOW_CONN_JIKEYUN_DEFAULT"] = json.dumps({
         "conn_type": "jikeyun", "host": sandbox.url, "login": sandbox.appkey, "password": sandbox.appsecret,
     })
-    return JikeyunHook(retry_wait_initial=0.01)
-
-
-def window_fields(window: tuple[datetime, datetime] | None) -> dict[str, str]:
-    if window is None:
-        return {}
-    from jikeyun_kingdee.hooks.jikeyun import beijing_time
-
-    return {"gmtModifiedStart": beijing_time(window[0]), "gmtModifiedEnd": beijing_time(window[1])}
-
-
-def naive(sandbox: JikeyunSandbox, window, page_size: int) -> tuple[set[str], int]:
-    hook = connect(sandbox)
-    pages = hook.iter_pages(METHOD, {**ALL, **window_fields(window)}, LIST_KEY, page_size)
-    return {r["warehouseCode"] for page in pages for r in page}, hook.call_counts[METHOD]
-
-
-def loss_proof(sandbox: JikeyunSandbox, window, page_size: int) -> tuple[set[str], int]:
-    hook = connect(sandbox)
+    hook = JikeyunHook()
     start, end = window or (None, None)
-    records = hook.iter_window(METHOD, LIST_KEY, window_start=start, window_end=end, page_size=page_size,
-                               bizcontent=ALL)
-    return {r["warehouseCode"] for r in records}, hook.call_counts[METHOD]
+    began = time.perf_counter()
+    codes = {r["warehouseCode"] for r in hook.iter_window(
+        METHOD, LIST_KEY, window_start=start, window_end=end, page_size=page_size, bizcontent=ALL)}
+    return codes, hook.call_counts[METHOD], time.perf_counter() - began
+
+
+def bulk_edit(sandbox: JikeyunSandbox, count: int, moment: datetime) -> None:
+    """``count`` warehouses edited in one bulk action: all get the same modification time."""
+    for code in sorted(sandbox.warehouses)[:count]:
+        sandbox.modify_warehouse(code, modified_at=moment, warehouseName=f"批量{code}")
+
+
+def spread_edits(sandbox: JikeyunSandbox, count: int) -> None:
+    """``count`` warehouses edited one by one over the hour."""
+    for i, code in enumerate(sorted(sandbox.warehouses)[:count]):
+        sandbox.modify_warehouse(code, modified_at=HOUR[0] + timedelta(seconds=70 * i + 3))
+
+
+def case(label: str, *, warehouses: int, window: Window, page_size: int = 200, sort: bool = True,
+         prepare: Callable[[JikeyunSandbox], None] | None = None, modify_after_page: int | None = None,
+         span: timedelta | None = None) -> None:
+    """One read on a fresh sandbox; ``span``: the generated modification times lie in that much time from
+    2025-05-01 (default: all of 2025)."""
+    spread = {} if span is None else {"modified_from": DENSE_FROM, "modified_to": DENSE_FROM + span}
+    with JikeyunSandbox(warehouses=warehouses, sort_by_modified=sort, **spread) as sandbox:
+        if prepare:
+            prepare(sandbox)
+        expected = in_window(sandbox, window)
+        before = {r["warehouseId"]: r["gmtModified"] for r in sandbox.records.values()}
+        if modify_after_page is not None:
+            sandbox.modify_during_paging(after_page=modify_after_page)
+        got, calls, seconds = read(sandbox, window, page_size)
+        modified = {r["warehouseCode"] for r in sandbox.records.values()
+                    if r["gmtModified"] != before[r["warehouseId"]]}
+        n = len(expected)
+        minimum = math.ceil((n + 1) / page_size)
+        lost = len(expected - got - modified)
+        print(f"{label:<44}{n:>7}{page_size:>5}{calls:>7}{minimum:>9}{calls / minimum:>7.2f}{lost:>6}{seconds:>8.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--warehouses", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="skip the 10,000-warehouse cases")
     args = parser.parse_args()
-    n = args.warehouses
-    print(f"{n} warehouses, gmtModified spread over 2025 (Beijing); calls of {METHOD}")
-    print(f"{'read':<34}{'page':>5}{'offset paging':>15}{'loss-proof':>12}{'records':>9}")
-    with JikeyunSandbox(warehouses=n) as sandbox:
-        for label, window in (("full sync (all warehouses)", None), ("one-hour window 2025-06-01 08:00", HOUR),
-                              ("half-year window (~50 %)", HALF_YEAR)):
-            for page_size in (50, 200):
-                seen_naive, calls_naive = naive(sandbox, window, page_size)
-                seen, calls = loss_proof(sandbox, window, page_size)
-                assert seen_naive <= seen
-                print(f"{label:<34}{page_size:>5}{calls_naive:>15}{calls:>12}{len(seen):>9}")
-        for i, code in enumerate(sorted(sandbox.warehouses)[:120]):  # a busy hour: 120 edits, 30 s apart
-            sandbox.modify_warehouse(code, modified_at=HOUR[0] + timedelta(seconds=30 * i))
-        for page_size in (50, 200):
-            seen_naive, calls_naive = naive(sandbox, HOUR, page_size)
-            seen, calls = loss_proof(sandbox, HOUR, page_size)
-            print(f"{'same hour after 120 edits':<34}{page_size:>5}{calls_naive:>15}{calls:>12}{len(seen):>9}")
-    with JikeyunSandbox(warehouses=n, sort_by_modified=False) as sandbox:
-        for page_size in (50, 200):
-            seen_naive, calls_naive = naive(sandbox, None, page_size)
-            seen, calls = loss_proof(sandbox, None, page_size)
-            print(f"{'full sync, server sorts by id':<34}{page_size:>5}{calls_naive:>15}{calls:>12}{len(seen):>9}")
-
-    print("\nconcurrent modification: after the first page, the first record read is modified (moves to now)")
-    print(f"{'window':<26}{'page':>5}{'lost by offset paging':>23}{'lost by loss-proof read':>25}")
-    for page_size in (50, 200):
-        for reader in (naive, loss_proof):
-            with JikeyunSandbox(warehouses=n) as sandbox:
-                before = {c: r["gmtModified"] for c, r in sandbox.warehouses.items()}
-                start_ms, end_ms = (round(t.timestamp() * 1000) for t in HALF_YEAR)
-                expected = {c for c, t in before.items() if start_ms <= t < end_ms}
-                sandbox.modify_during_paging(after_page=0)
-                seen, _ = reader(sandbox, HALF_YEAR, page_size)
-                modified = {c for c, r in sandbox.warehouses.items() if r["gmtModified"] != before[c]}
-                lost = len(expected - seen - modified)
-                if reader is naive:
-                    lost_naive = lost
-        print(f"{'half-year (2025-03..09)':<26}{page_size:>5}{lost_naive:>23}{lost:>25}")
-    print("\ncost of the loss-proof read: 2F + 1 calls, F = sub-windows that answered a full page;"
-          "\nserver sorted by gmtModified: F ~ N/P, about 2N/P + 1 (offset paging: floor(N/P) + 1);"
-          "\nunsorted server: halving, about 2*2^ceil(log2(N/P)) - 1 plus one call per level above the data's span.")
+    big = 1000 if args.quick else 10_000
+    with JikeyunSandbox(warehouses=10) as sandbox:
+        print(f"sandbox round trip on a kept-alive connection: {round_trip_ms(sandbox.url):.2f} ms (median of 50)")
+    print(f"calls of {METHOD}; minimum = ceil((n+1)/P); lost = unmodified records of the window not returned")
+    print(f"{'case':<44}{'n':>7}{'P':>5}{'calls':>7}{'minimum':>9}{'ratio':>7}{'lost':>6}{'wall s':>8}")
+    for n in (1000, big):
+        case(f"full sync {n:,}", warehouses=n, window=None)
+    case(f"full sync {big:,}, 20 records a second", warehouses=big, window=None, span=timedelta(seconds=big // 20))
+    case("one-hour window, 50 edits", warehouses=big, window=HOUR, prepare=lambda s: spread_edits(s, 50))
+    for size, page_size in ((50, 200), (50, 50), (1000, 200)):
+        case(f"one-hour window, bulk second of {size:,}", warehouses=big, window=HOUR, page_size=page_size,
+             prepare=lambda s, size=size: bulk_edit(s, size, HOUR[0] + timedelta(minutes=20)))
+    case("empty one-hour window", warehouses=0, window=HOUR)
+    for n in (1000, big):
+        case(f"full sync {n:,}, server does not sort", warehouses=n, window=None, sort=False)
+    case("bulk second of 1,000, server does not sort", warehouses=big, window=HOUR, sort=False,
+         prepare=lambda s: bulk_edit(s, 1000, HOUR[0] + timedelta(minutes=20)))
+    print("concurrent modification (the first record of the page is edited right after it is served):")
+    case(f"full sync {big:,}, edit after page 0", warehouses=big, window=None, modify_after_page=0)
+    case("bulk second of 1,000, edit after page 1", warehouses=big, window=HOUR, modify_after_page=1,
+         prepare=lambda s: bulk_edit(s, 1000, HOUR[0] + timedelta(minutes=20)))
+    case("full sync 1,000, no sort, edit after page 0", warehouses=1000, window=None, sort=False,
+         modify_after_page=0)
 
 
 if __name__ == "__main__":

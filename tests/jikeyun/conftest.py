@@ -60,7 +60,7 @@ def make_hook() -> Callable[..., Any]:
     from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 
     def build(conn_id: str = "jikeyun_default", **kwargs: Any) -> JikeyunHook:
-        options = {"retry_attempts": 4, "retry_wait_initial": 0.01, "retry_wait_max": 0.05, "retry_total_wait": 10}
+        options = {"retry_limit": 4, "retry_delay": 0.01, "retry_delay_max": 0.05, "retry_deadline": 10}
         return JikeyunHook(conn_id, **{**options, **kwargs})
 
     return build

@@ -143,7 +143,7 @@ def test_rate_limit_above_calls_per_second_is_retried(connect, make_sandbox, mak
     sandbox = make_sandbox(warehouses=300)
     connect(sandbox)
     sandbox.throttle(calls_per_second=3)
-    hook = make_hook(retry_attempts=8, retry_wait_initial=0.2, retry_wait_max=1.0)
+    hook = make_hook(retry_limit=8, retry_delay=0.2, retry_delay_max=1.0)
     got = codes(r for page in hook.iter_pages(METHOD, ALL, LIST_KEY, page_size=50) for r in page)
     assert got == sorted(sandbox.warehouses)
     assert sandbox.calls[f"{METHOD}:{THROTTLED}"] == hook.retry_counts[METHOD] > 0
@@ -161,7 +161,7 @@ def test_client_rate_limiter_keeps_under_the_server_limit(connect, make_sandbox,
 
 def test_persistent_failure_gives_a_typed_error_after_bounded_retries(jikeyun_conn, sandbox, make_hook):
     sandbox.faults.update(status=[503] * 10)
-    hook = make_hook(retry_attempts=3)
+    hook = make_hook(retry_limit=3)
     with pytest.raises(JikeyunRetryableError) as info:
         hook.call(METHOD, {"pageIndex": 0, "pageSize": 1})
     assert info.value.http_status == 503 and info.value.method == METHOD
@@ -170,7 +170,7 @@ def test_persistent_failure_gives_a_typed_error_after_bounded_retries(jikeyun_co
 
 def test_persistent_throttling_gives_a_typed_error(jikeyun_conn, sandbox, make_hook):
     sandbox.throttle(next_calls=10)
-    hook = make_hook(retry_attempts=3)
+    hook = make_hook(retry_limit=3)
     with pytest.raises(JikeyunRetryableError) as info:
         hook.call(METHOD, {"pageIndex": 0, "pageSize": 1})
     assert (info.value.code, info.value.sub_code) == (0, THROTTLED) and info.value.context_id
@@ -207,7 +207,7 @@ def test_secret_never_in_logs_or_errors(connect, sandbox, make_hook, caplog, cap
         sandbox.throttle(next_calls=10)
         sandbox.faults.update(status=[500], garbage=1, drop=1)
         try:
-            make_hook(retry_attempts=6).call(METHOD, {"pageIndex": 0, "pageSize": 1})
+            make_hook(retry_limit=6).call(METHOD, {"pageIndex": 0, "pageSize": 1})
         except JikeyunError as exc:
             errors.append(exc)
         connect(sandbox, password=wrong)
@@ -268,7 +268,7 @@ def test_window_extraction_loses_nothing_under_concurrent_modification(
 
 
 def test_dense_second_is_read_until_stable(connect, make_sandbox, make_hook):
-    """More than a page of records in one second: offset paging there, re-read until two passes agree."""
+    """More than a page of records in one second, one of them edited between two pages: none lost."""
     sandbox = make_sandbox(warehouses=0)
     connect(sandbox)
     second = datetime(2025, 6, 1, 4, 0, 0, tzinfo=UTC)

@@ -51,7 +51,7 @@ def test_shipped_yaml_scheme_describes_the_warehouse_flow(yaml_scheme: Scheme) -
     assert yaml_scheme.dag_id == "jikeyun_kingdee_warehouse_I0134"
     assert yaml_scheme.source.method == "erp.warehouse.get"
     assert yaml_scheme.source.list_key == "warehouseInfo"
-    assert yaml_scheme.source.page_size == 50
+    assert yaml_scheme.source.page_size == 200
     assert yaml_scheme.target.form_id == "BD_STOCK"
     assert yaml_scheme.target.rows_per_batch == 100
     assert yaml_scheme.target.fields["FUseOrgId"] == {"FNumber": "I0134"}
@@ -64,10 +64,12 @@ def test_platform_json_gives_the_same_scheme_as_the_yaml(yaml_scheme: Scheme) ->
     common = yaml_scheme.model_dump(exclude={"source", "target", "lifecycle"})  # the platform has no lifecycle
     scheme = scheme_from_platform(source=PLATFORM_SOURCE, target=target, form_id="BD_STOCK", **common)
     # The platform let the API hide deleted and blocked-up warehouses; the YAML reads them and its condition drops
-    # them (so they are counted). Same records kept:
-    different = {"include_blocked_and_deleted", "condition"}
+    # them (so they are counted). Same records kept. The YAML reads 200 a page (the API's maximum, fewest calls);
+    # the platform JSON keeps what it says:
+    different = {"include_blocked_and_deleted", "condition", "page_size"}
     assert scheme.source.model_dump(exclude=different) == yaml_scheme.source.model_dump(exclude=different)
     assert scheme.source.include_blocked_and_deleted is False
+    assert (scheme.source.page_size, yaml_scheme.source.page_size) == (50, 200)
     for record in ({"isBlockup": 0, "isDelete": 0}, {"isBlockup": "1", "isDelete": 0}, {"isBlockup": 0, "isDelete": 1}):
         served_by_api = scheme.source.include_blocked_and_deleted or (record["isBlockup"] in (0, "0") and record["isDelete"] == 0)
         assert (served_by_api and matches(scheme.source.condition, record)) == matches(yaml_scheme.source.condition, record)
@@ -110,7 +112,7 @@ def test_platform_errors_name_the_field(tmp_path: Path, change, expected: str) -
 def test_yaml_errors_name_file_and_field(tmp_path: Path, repo_root: Path) -> None:
     text = (repo_root / "include" / "schemes" / "warehouse_I0134.yaml").read_text(encoding="utf-8")
     path = tmp_path / "bad.yaml"
-    path.write_text(text.replace("page_size: 50", "page_size: 500"), encoding="utf-8")
+    path.write_text(text.replace("page_size: 200", "page_size: 500"), encoding="utf-8")
     with pytest.raises(SchemeError, match=r"bad\.yaml: source\.page_size: .*less than or equal to 200"):
         load_scheme(path)
     path.write_text(text.replace("op: eq", "op: approximately"), encoding="utf-8")

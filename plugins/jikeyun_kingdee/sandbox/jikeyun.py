@@ -1,14 +1,17 @@
 """Jikeyun open-API sandbox: signed form POSTs, ``erp.warehouse.get`` over an in-memory warehouse dataset.
 
-Protocol as in /work/shared/reference/jikeyun-open-api.md: the signature is checked (recomputed from the received
-parameters), the timestamp must be Beijing time within ±10 minutes, pages are 0-based with ``pageSize`` ≤ 200, the
-window filters ``gmtModified`` (Beijing time strings), ``includeDeleteAndBlockup`` = 1 adds deleted and blocked-up
-warehouses, records are ordered by ``gmtModified``. Where the reference is unsure the sandbox is configurable:
-``start_inclusive`` / ``end_inclusive`` (window ends), ``code_as_string`` (``"200"`` instead of ``200``).
+Protocol (see docs/protocol/jikeyun.md): the signature is checked (recomputed from the received parameters), the
+timestamp must be Beijing time within ±10 minutes, pages are 0-based with ``pageSize`` ≤ 200 and offset
+``pageIndex × pageSize``, the window filters ``gmtModified`` (Beijing time strings), ``includeDeleteAndBlockup`` = 1
+adds deleted and blocked-up warehouses. Where the public sources say nothing the sandbox is configurable:
+``start_inclusive`` / ``end_inclusive`` (window ends), ``code_as_string`` (``"200"`` instead of ``200``) and
+``sort_by_modified`` — by default records come ordered by ``gmtModified`` (then ``warehouseId``); ``False`` orders
+them by ``warehouseId`` only, a server whose order says nothing about time. Either order is stable between calls.
 
 Scripting (in-process or ``POST /_sandbox/<command>``): ``add-warehouse``, ``modify-warehouse``, ``block-warehouse``,
-``throttle``, ``quota``, ``modify-during-paging``, ``warehouses``; generic transport faults come from
-:class:`~jikeyun_kingdee.sandbox._http.SandboxServer`.
+``bulk-edit`` (many warehouses in one modification second, as a bulk action or an import gives them),
+``throttle``, ``quota``, ``modify-during-paging`` (edit records between two page reads), ``warehouses``; generic
+transport faults come from :class:`~jikeyun_kingdee.sandbox._http.SandboxServer`.
 """
 
 from __future__ import annotations
@@ -221,6 +224,16 @@ class JikeyunSandbox(SandboxServer):
         """Block up (disable) a warehouse: ``isBlockup`` = 1."""
         return self.modify_warehouse(code, modified_at=modified_at, isBlockup=1)
 
+    def bulk_edit(self, *, modified_at: datetime, count: int | None = None, codes: list[str] | None = None,
+                  **changes: Any) -> list[str]:
+        """One bulk action: ``codes`` (or the first ``count`` warehouses by code) all get ``gmtModified`` =
+        ``modified_at`` (whole seconds or not, as given) and ``changes``. Returns the codes edited."""
+        with self._lock:
+            chosen = list(codes) if codes is not None else sorted(self.warehouses)[:count]
+            for code in chosen:
+                self.modify_warehouse(code, modified_at=modified_at, **changes)
+            return chosen
+
     # -- faults ---------------------------------------------------------------------------------------
     def throttle(self, next_calls: int = 0, calls_per_second: float | None = None) -> None:
         """Throttle the next ``next_calls`` calls, and/or every call above ``calls_per_second`` (None = off)."""
@@ -236,14 +249,21 @@ class JikeyunSandbox(SandboxServer):
             else:
                 self.quota[method] = calls
 
-    def modify_during_paging(self, *, after_page: int, code: str | None = None,
-                             modified_at: datetime | None = None, **changes: Any) -> None:
-        """One-shot concurrent modification: right after serving a warehouse page with ``pageIndex == after_page``,
-        modify ``code`` (default: the first record of that page) with ``changes``, ``gmtModified`` = ``modified_at``
-        (default now), as if someone edited it in Jikeyun between two page reads."""
+    def modify_during_paging(self, *, after_page: int | None = None, after_calls: int | None = None,
+                             code: str | None = None, count: int = 1, modified_at: datetime | None = None,
+                             **changes: Any) -> None:
+        """One-shot concurrent modification, as if someone edited warehouses in Jikeyun between two page reads.
+
+        :param after_page: right after serving a non-empty warehouse page with this ``pageIndex`` ...
+        :param after_calls: ... or right after the ``after_calls``-th warehouse page served from now.
+        :param code: the warehouse to modify; default: the first ``count`` records of that page.
+        :param modified_at: their new ``gmtModified``; default now (later than anything read so far).
+        """
+        if (after_page is None) == (after_calls is None):
+            raise ValueError("give exactly one of after_page and after_calls")
         with self._lock:
-            self._paging_modification = {"after_page": after_page, "code": code, "modified_at": modified_at,
-                                         "changes": changes}
+            self._paging_modification = {"after_page": after_page, "after_calls": after_calls, "code": code,
+                                         "count": count, "modified_at": modified_at, "changes": changes}
 
     # -- protocol -------------------------------------------------------------------------------------
     def handle(self, request: Request) -> Reply:
@@ -271,8 +291,8 @@ class JikeyunSandbox(SandboxServer):
         body = {"code": "200" if self.code_as_string else 200, "msg": "", "subCode": "",
                 "result": {"data": data, "contextId": self._context_id()}}
         if modification:  # the page is already computed; the client's next request sees the change
-            self.modify_warehouse(modification["code"], modified_at=modification["modified_at"],
-                                  **modification["changes"])
+            for code in modification["codes"]:
+                self.modify_warehouse(code, modified_at=modification["modified_at"], **modification["changes"])
         return Reply(body=body)
 
     def _context_id(self) -> str:
@@ -332,16 +352,26 @@ class JikeyunSandbox(SandboxServer):
                 and (name is None or name in (r.get("warehouseName") or ""))
                 and self._in_window(r["gmtModified"], start, end)
             ]
-            by_time = lambda r: (r["gmtModified"], r["warehouseId"])  # noqa: E731
-            selected.sort(key=by_time if self.sort_by_modified else lambda r: r["warehouseId"])
+            selected.sort(key=_by_time if self.sort_by_modified else _by_id)
             page = copy.deepcopy(selected[page_index * page_size : (page_index + 1) * page_size])
+        return {"warehouseInfo": page}, self._due_modification(page_index, page)
+
+    def _due_modification(self, page_index: int, page: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The scripted concurrent modification, when this page is the one it waits for (then it is used up)."""
+        with self._lock:
             plan = self._paging_modification
-            if plan and plan["after_page"] == page_index and page:
-                self._paging_modification = None
-                plan = {**plan, "code": plan["code"] or page[0]["warehouseCode"]}
+            if plan is None:
+                return None
+            if plan["after_calls"] is not None:
+                plan["after_calls"] -= 1
+                due = plan["after_calls"] <= 0
             else:
-                plan = None
-        return {"warehouseInfo": page}, plan
+                due = plan["after_page"] == page_index and bool(page)
+            if not due:
+                return None
+            self._paging_modification = None
+            codes = [plan["code"]] if plan["code"] else [r["warehouseCode"] for r in page[: plan["count"]]]
+            return {**plan, "codes": codes}
 
     @staticmethod
     def _parse_time(value: Any) -> int | None:
@@ -364,6 +394,7 @@ class JikeyunSandbox(SandboxServer):
             "throttle": lambda: self.throttle(**payload),
             "quota": lambda: self.set_quota(**payload),
             "modify-during-paging": lambda: self.modify_during_paging(**payload),
+            "bulk-edit": lambda: self.bulk_edit(**payload),
             "warehouses": lambda: list(self.records.values()),
         }
         if command not in commands:
@@ -371,8 +402,21 @@ class JikeyunSandbox(SandboxServer):
         return commands[command]()
 
 
+def _by_time(record: dict[str, Any]) -> tuple[int, str]:
+    return record["gmtModified"], record["warehouseId"]
+
+
+def _by_id(record: dict[str, Any]) -> str:
+    return str(record["warehouseId"])
+
+
 def _datetime(value: Any) -> datetime | None:
-    return None if value is None else pendulum.parse(value) if isinstance(value, str) else value
+    if value is None or isinstance(value, datetime):
+        return value
+    moment = pendulum.parse(str(value))
+    if not isinstance(moment, datetime):
+        raise ValueError(f"not a date-time: {value!r}")
+    return moment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -383,11 +427,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page-size-max", type=int, default=200)
     parser.add_argument("--start-exclusive", action="store_true", help="gmtModifiedStart compares with >")
     parser.add_argument("--end-exclusive", action="store_true", help="gmtModifiedEnd compares with <")
+    parser.add_argument("--unsorted", action="store_true", help="order records by warehouseId, not gmtModified")
 
 
 def build_server(args: argparse.Namespace) -> JikeyunSandbox:
     return JikeyunSandbox(
         appkey=args.appkey, appsecret=args.appsecret, warehouses=args.warehouses, seed=args.seed,
         page_size_max=args.page_size_max, start_inclusive=not args.start_exclusive,
-        end_inclusive=not args.end_exclusive,
+        end_inclusive=not args.end_exclusive, sort_by_modified=not args.unsorted,
     )
