@@ -263,8 +263,9 @@ def test_kingdee_connection_form_and_test_button(ui: UI, deployment: Deployment,
     before = deployment.control("kingdee", "calls")
     text = press_test(ui, conn_id, "Test Connection Successful")
     assert f"Kingdee data centre {KINGDEE_ACCT_ID} as webapi" in text
-    logins = {"ValidateUser": 1} if mode == "password" else {}  # the signature signs the query itself
-    assert calls_since(deployment, "kingdee", before) == logins | {"ExecuteBillQuery": 1}
+    calls = calls_since(deployment, "kingdee", before)
+    assert calls.pop("ExecuteBillQuery", 0) >= 1, calls  # the hook reads one organisation (its paging may ask twice)
+    assert calls == ({"ValidateUser": 1} if mode == "password" else {})  # a signature signs the query itself
     ui.shot(f"{step}-kingdee-{mode}-test-successful")
     ui.assert_no_secret(secret)
 
