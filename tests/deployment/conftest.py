@@ -32,9 +32,13 @@ from tests.support.alerting import WebhookReceiver
 from tests.support.deployment import (
     DAG_ID,
     DEADLINE_DAG_ID,
+    JIKEYUN_APPKEY,
     JIKEYUN_SECRET,
+    KINGDEE_ACCT_ID,
+    KINGDEE_APP_ID,
     KINGDEE_APP_SECRET,
     KINGDEE_PASSWORD,
+    SCREENSHOT_LOG,
     SLOW_SECONDS,
     WAREHOUSES,
     WECOM_KEY,
@@ -44,7 +48,6 @@ from tests.support.deployment import (
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
-JIKEYUN_APPKEY = "20260101"
 STARTUP_TIMEOUT = 180
 REPO = Path(__file__).resolve().parents[2]
 
@@ -147,6 +150,10 @@ def _environment(home: Path, metadata_db: str, ledger_db: str, api_port: int, qu
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        # the UI's Test button on a connection runs the hook's test_connection() in the api-server; the plugins
+        # folder holds the fix that lets Test work on connections without a port (see its module docstring)
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "tools" / "airflow_plugins"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}/{metadata_db}",
         "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}/{metadata_db}",
@@ -168,7 +175,7 @@ def _environment(home: Path, metadata_db: str, ledger_db: str, api_port: int, qu
         }),
         "AIRFLOW_CONN_KINGDEE_DEFAULT": json.dumps({
             "conn_type": "kingdee", "host": f"{kingdee}/k3cloud/", "login": "webapi", "password": KINGDEE_PASSWORD,
-            "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"},
+            "extra": {"acct_id": KINGDEE_ACCT_ID, "auth": "password"},
         }),
         "AIRFLOW_CONN_JIKEYUN_KINGDEE_LEDGER": json.dumps({
             "conn_type": "postgres", "host": POSTGRES["host"], "port": POSTGRES["port"], "login": POSTGRES["user"],
@@ -201,7 +208,7 @@ def deployment(
     (home / "passwords.json").write_text(json.dumps({"admin": password}))
     write_schemes(home / "schemes")
 
-    deployment = Deployment(home=home, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deployment = Deployment(home=home, env=dict(os.environ, PYTHONUNBUFFERED="1"), password=password)
     databases_created = False
 
     def tear_down() -> None:
@@ -210,7 +217,8 @@ def deployment(
             _drop_databases(metadata_db, ledger_db)
             import redis
 
-            redis.Redis.from_url(REDIS_URL).delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+            redis.Redis.from_url(REDIS_URL).delete(queue, f"_kombu.binding.{queue}",
+                                                   f"_kombu.binding_permanent.{queue}")
 
     atexit.register(tear_down)  # also when the session ends without fixture teardown
     sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a killed session still runs teardown and atexit
@@ -219,7 +227,8 @@ def deployment(
         jikeyun_args = ["jikeyun", "--appkey", JIKEYUN_APPKEY, "--appsecret", JIKEYUN_SECRET]
         jikeyun = deployment.start("jikeyun", *sandbox, *jikeyun_args, "--warehouses", str(WAREHOUSES), "--seed", "11")
         slow = deployment.start("jikeyun-slow", *sandbox, *jikeyun_args, "--warehouses", "0")
-        kingdee = deployment.start("kingdee", *sandbox, "kingdee", "--password", KINGDEE_PASSWORD,
+        kingdee = deployment.start("kingdee", *sandbox, "kingdee", "--acct-id", KINGDEE_ACCT_ID,
+                                   "--password", KINGDEE_PASSWORD, "--app-id", KINGDEE_APP_ID,
                                    "--app-secret", KINGDEE_APP_SECRET)
         _create_databases(metadata_db, ledger_db)
         databases_created = True
@@ -243,9 +252,10 @@ def deployment(
 
         deployment.wait_until(lambda: requests.get(f"{deployment.api_url}/api/v2/monitor/health", timeout=5).ok,
                               "the api-server to answer", STARTUP_TIMEOUT)
-        deployment.login(password)
+        deployment.login()
         for dag_id in (DAG_ID, DEADLINE_DAG_ID):
-            deployment.wait_until(lambda: _parsed(deployment, dag_id), f"{dag_id} to be parsed", STARTUP_TIMEOUT)
+            deployment.wait_until(lambda dag_id=dag_id: _parsed(deployment, dag_id), f"{dag_id} to be parsed",
+                                  STARTUP_TIMEOUT)
         yield deployment
     except Exception as exc:
         raise AssertionError(f"deployment: {type(exc).__name__}: {exc}\n{deployment.report()}") from exc
@@ -268,9 +278,24 @@ def _parsed(deployment: Deployment, dag_id: str) -> bool:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    """Attach the tails of every deployment process log to a failing test's report."""
+    """Attach the tails of every deployment process log to a failing test's report, and for a browser test a
+    screenshot of the page as the failure left it."""
     report = yield
-    deployment = getattr(item, "funcargs", {}).get("deployment")
+    funcargs = getattr(item, "funcargs", {})
+    deployment, ui = funcargs.get("deployment"), funcargs.get("ui")
+    if report.failed and ui is not None and report.when == "call":
+        try:
+            report.sections.append(("browser screenshot", str(ui.shot(f"failed-{item.name}"))))
+        except Exception as exc:  # the browser itself may be what failed
+            report.sections.append(("browser screenshot", f"none: {type(exc).__name__}: {exc}"))
     if report.failed and isinstance(deployment, Deployment):
         report.sections.append(("deployment process logs", deployment.report()))
     return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Where the browser tests left their screenshots."""
+    shots = config.stash.get(SCREENSHOT_LOG, [])
+    if shots:
+        terminalreporter.write_sep("-", f"browser screenshots in {shots[0].parent}")
+        terminalreporter.write_line(", ".join(path.name for path in shots))
