@@ -291,3 +291,9 @@ def summarise(
         "http_retries": extracted.get("retries", 0),
         "seconds": timings,
     }
+
+
+def target_pool(scheme: Scheme) -> str:
+    """The Airflow pool of the scheme's target (form and organisation): sync loads take one slot of it, the
+    reconcile's repair all of them, so the two never write the same records at the same time."""
+    return f"jikeyun_kingdee_{scheme.target.form_id}_{scheme.target.organisation}".lower()
