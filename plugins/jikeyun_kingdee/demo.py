@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Airflow home {home} (SQLite, local staging); migrating the metadata database …", flush=True)
     db.resetdb()
+    from jikeyun_kingdee.pools import ensure_pools, schemes_of
+
+    ensure_pools(schemes_of()[0])  # the target pools, as a deployment creates them after migrating
     with JikeyunSandbox(warehouses=args.warehouses, modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as jikeyun, \
             KingdeeSandbox() as kingdee:
         connect(jikeyun, kingdee)

@@ -67,18 +67,23 @@ def default_folder() -> Path:
     return default_schemes_folder(dags_folder / "jikeyun_kingdee_schemes.py")
 
 
+def schemes_of(folder: Path | None = None) -> tuple[list[Scheme], list[str]]:
+    """The valid schemes of ``folder`` (default :func:`default_folder`) and the errors of the others."""
+    schemes, errors = [], []
+    for path in scheme_files(folder or default_folder()):
+        try:
+            schemes.append(load_scheme(path))
+        except SchemeError as exc:
+            errors.append(str(exc))
+    return schemes, errors
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jikeyun_kingdee.pools", description=__doc__.splitlines()[0])
     parser.add_argument("--schemes", type=Path, default=None, help="scheme folder (default: as the DAG file finds it)")
     parser.add_argument("--apply", action="store_true", help="create or correct the pools in the metadata database")
     args = parser.parse_args(argv)
-    folder = args.schemes or default_folder()
-    schemes, errors = [], []
-    for path in scheme_files(folder):
-        try:
-            schemes.append(load_scheme(path))
-        except SchemeError as exc:
-            errors.append(str(exc))
+    schemes, errors = schemes_of(args.schemes)
     for error in errors:
         print(f"skipped: {error}", file=sys.stderr)
     if args.apply:

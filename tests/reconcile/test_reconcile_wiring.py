@@ -1,4 +1,5 @@
-"""The target pools: named per form and organisation, created by the deployment step, taken whole by the repair."""
+"""Wiring of the reconcile DAG and the target pools: named per form and organisation, created by the deployment step,
+taken whole by the repair."""
 
 from __future__ import annotations
 
@@ -54,3 +55,16 @@ def test_the_repair_takes_every_slot_of_the_target_pool(dags) -> None:
     assert (repair.pool, repair.pool_slots) == ("jikeyun_kingdee_bd_stock_i0134", TARGET_POOL_SLOTS)
     others = [t for t in dags["jikeyun_kingdee_warehouse_I0134_reconcile"].tasks if t.task_id != "repair"]
     assert all(t.pool != repair.pool for t in others)  # reads and the report never wait for the sync's loads
+
+
+def test_reconcile_dag_shape(dags) -> None:
+    from airflow_compat import cron_of
+
+    dag = dags["jikeyun_kingdee_warehouse_I0134_reconcile"]
+    expression, timezone = cron_of(dag.timetable)
+    assert expression == "30 2 * * *" and "Asia/Shanghai" in timezone
+    assert (dag.catchup, dag.max_active_runs, dag.params["repair"]) == (False, 1, True)
+    assert "reconcile" in dag.tags
+    assert set(dag.task_dict) == {"read_source", "read_target", "compare", "should_repair", "repair", "report"}
+    assert dag.task_dict["repair"].upstream_task_ids == {"compare", "should_repair"}
+    assert dag.task_dict["report"].trigger_rule == "none_failed"
