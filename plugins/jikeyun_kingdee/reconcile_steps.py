@@ -226,12 +226,14 @@ def repair(
     that ran after this reconcile read Jikeyun.
     """
     out = fresh_folder(folder / "repair")
-    results: Counter[str] = Counter()
+    results: Counter[str] = Counter()  # one status per item (a load's counts may count an item twice)
     superseded: set[str] = set()
     for chunk in compared["repair_chunks"]:
         manifest = pipeline.load_chunk(scheme, hook, ledger, folder, chunk, run_id, verify=True)
-        results.update(manifest["counts"])
-        superseded.update(r["key"] for r in read_ndjson(manifest["results"]) if r["status"] == "stale")
+        for result in read_ndjson(manifest["results"]):
+            results[result["status"]] += 1
+            if result["status"] == "stale":
+                superseded.add(result["key"])
     left = Tally(KEYS_IN_REPORT)
     left_file = out / "left.ndjson"
     write_ndjson(left_file, (finding.model_dump() for finding in left.counted(
