@@ -222,10 +222,13 @@ def repair(
     """Load the staged repair chunks through the sync's load path (``verify=True``), then read the repaired
     records back from Kingdee and stage what still differs (``repair/left.ndjson``).
 
+    :raises TargetNotReady: the organisation or form does not exist (nothing written).
+
     A row the load skipped as ``stale`` is not left: the ledger holds a newer source version, applied by a sync
     that ran after this reconcile read Jikeyun.
     """
     out = fresh_folder(folder / "repair")
+    pipeline.check_target(scheme, hook)  # a missing organisation fails here, before any write
     results: Counter[str] = Counter()  # one status per item (a load's counts may count an item twice)
     superseded: set[str] = set()
     for chunk in compared["repair_chunks"]:
