@@ -1,8 +1,20 @@
-"""Kingdee calls needed to upsert 1,000 warehouses (batches of 100, as the scheme writes them) into the sandbox.
+"""Kingdee calls of the load step (``pipeline.load_chunk``, one task with its own hook) for N warehouses, against the
+minimum possible, case by case, into one Kingdee sandbox and one sync ledger:
 
-Three runs against one sandbox: all new, then 10% changed (spread over every batch), then none changed.
-Prints the HTTP requests per operation as counted by the hook and by the sandbox, and the wall time.
-``python benchmarks/kingdee_calls.py [--rows 1000] [--batch 100]``
+1. all new (empty Kingdee);
+2. 10% changed, the records audited and the ledger knowing the rest;
+3. nothing changed (the ledger knows every row);
+4. 10% blocked up at the source (forbidden in Kingdee);
+5. those unblocked again (enabled);
+6. going live: Kingdee already holds all of them, audited, 10% with other names, and the ledger is empty.
+
+The minimum per case (B rows per write call, L rows per query, one chunk): one login when anything is called;
+one look-up per ⌈rows to look up / L⌉; per kind of write ⌈rows / B⌉ calls (creates one BatchSave with
+IsAutoSubmitAndAudit; updates UnAudit, BatchSave, Submit, Audit; Forbid; Enable); nothing for rows the ledger knows.
+
+``python benchmarks/kingdee_calls.py [--rows 1000] [--latency 0.04 --row-latency 0.005]``. The same script runs
+against an older package on ``PYTHONPATH`` (before blocked rows reached the load, it skips cases 4 and 5 and
+stages the chunk as batches).
 """
 
 from __future__ import annotations
@@ -12,51 +24,145 @@ import os
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # figures only, not one log line per API call
 
 import argparse
+import inspect
 import json
+import math
 import tempfile
 import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-"))
 
+import jikeyun_kingdee  # noqa: E402
 from jikeyun_kingdee.hooks.kingdee import KingdeeHook  # noqa: E402
+from jikeyun_kingdee.ledger import SyncLedger  # noqa: E402
+from jikeyun_kingdee.pipeline import load_chunk  # noqa: E402
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox  # noqa: E402
-from jikeyun_kingdee.upsert import upsert  # noqa: E402
+from jikeyun_kingdee.scheme import load_scheme  # noqa: E402
+from jikeyun_kingdee.staging import ObjectStoragePath, write_ndjson  # noqa: E402
 
 ORG = "I0134"
+T0 = 1_790_000_000_000
+LIFECYCLE = "verify" in inspect.signature(load_chunk).parameters  # this package forbids and enables
 
 
-def warehouses(count: int, changed_every: int = 0) -> list[dict]:
-    """Rows as the scheme mapping builds them; every ``changed_every``-th one with a new name."""
-    return [
-        {"FName": f"仓库{i:04d}" + ("（改）" if changed_every and i % changed_every == 0 else ""),
-         "FNumber": f"WH{i:04d}", "FStockProperty": "1", "FCreateOrgId": {"FNumber": ORG},
-         "FUseOrgId": {"FNumber": ORG}, "FAllowMinusQty": True}
-        for i in range(count)
-    ]
+def row(i: int, name: str | None = None) -> dict[str, Any]:
+    """A row as the scheme mapping builds it."""
+    return {"FName": name or f"仓库{i:05d}", "FNumber": f"WH{i:05d}", "FStockProperty": "1",
+            "FCreateOrgId": {"FNumber": ORG}, "FUseOrgId": {"FNumber": ORG}, "FAllowMinusQty": True}
+
+
+def items(count: int, modified: int, *, renamed: set[int] = frozenset(), state: str = "active",
+          only: set[int] | None = None) -> list[dict[str, Any]]:
+    return [{"key": f"WH{i:05d}", "modified": modified, "row": row(i, f"仓库{i:05d}（改）" if i in renamed else None),
+             "state": state} for i in range(count) if only is None or i in only]
+
+
+def minimum(**writes: int) -> Counter[str]:
+    """Minimum calls: one login and one look-up pass when anything is written, plus the writes given."""
+    calls = Counter({k: v for k, v in writes.items() if v})
+    if calls:
+        calls.update({"ValidateUser": 1})
+    return calls
+
+
+class Bench:
+    def __init__(self, sandbox: KingdeeSandbox, folder: Path, scheme: Any, ledger: SyncLedger) -> None:
+        self.sandbox, self.folder, self.scheme, self.ledger = sandbox, folder, scheme, ledger
+        self.runs = 0
+
+    def load(self, staged: list[dict[str, Any]]) -> tuple[Counter[str], Counter[str], float]:
+        """One load task over ``staged``; returns (calls by the hook, statuses, seconds)."""
+        self.runs += 1
+        run = ObjectStoragePath(f"file://{self.folder / f'run-{self.runs}'}")
+        (run / "filter").mkdir(parents=True, exist_ok=True)
+        chunk: dict[str, Any] = {"chunk": 0, "rows": len(staged)}
+        if LIFECYCLE:
+            chunk["items"] = str(run / "filter" / "items-00000.ndjson")
+            write_ndjson(run / "filter" / "items-00000.ndjson", staged)
+        else:  # the older filter staged active rows only, in batch files
+            active = [{k: v for k, v in it.items() if k != "state"} for it in staged if it["state"] == "active"]
+            size = self.scheme.target.rows_per_batch
+            chunk["batches"] = []
+            for n in range(0, len(active), size):
+                path = run / "filter" / f"batch-{n // size:05d}.ndjson"
+                write_ndjson(path, active[n:n + size])
+                chunk["batches"].append(str(path))
+        hook = KingdeeHook()
+        self.sandbox.reset_counts()
+        started = time.perf_counter()
+        manifest = load_chunk(self.scheme, hook, self.ledger, run, chunk, f"bench-{self.runs}")
+        seconds = time.perf_counter() - started
+        calls = Counter(hook.call_counts)
+        served = {k: v for k, v in self.sandbox.calls.items() if not k.startswith("fault:")}
+        assert dict(calls) == served, (calls, served)
+        return calls, Counter(manifest["counts"]), seconds
+
+
+def report(title: str, calls: Counter[str], least: Counter[str], statuses: Counter[str], seconds: float) -> None:
+    total, floor = sum(calls.values()), sum(least.values())
+    ratio = f"{total / floor:.2f}" if floor else ("1.00" if total == 0 else "inf")
+    endpoints = sorted(set(calls) | set(least))
+    detail = ", ".join(f"{e} {calls.get(e, 0)}/{least.get(e, 0)}" for e in endpoints) or "no call"
+    print(f"{title:<44} {total:4d} calls, minimum {floor:3d}, ratio {ratio:>5}  [{detail}]  "
+          f"{dict(sorted(statuses.items()))}  {seconds:.2f} s")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.0, help="sandbox seconds per call")
+    parser.add_argument("--row-latency", type=float, default=0.0, help="sandbox seconds per row written")
     args = parser.parse_args()
-    with KingdeeSandbox(password="bench-password") as sandbox:
+    root = Path(jikeyun_kingdee.__file__).resolve().parents[2]
+    scheme = load_scheme(root / "include" / "schemes" / "warehouse_I0134.yaml")
+    target = scheme.target
+    n, b = args.rows, target.rows_per_batch
+    lookups = math.ceil(n / getattr(target, "lookup_limit", 2000))
+    tenth = set(range(0, n, 10))
+    print(f"package {root} · {n} warehouses · {b} rows per write call · approval "
+          f"{getattr(target, 'approval', 'explicit' if target.submit_and_audit else 'none')} · calls/minimum per endpoint")
+    with KingdeeSandbox(password="bench-password") as sandbox, tempfile.TemporaryDirectory() as tmp:
+        sandbox.faults.update(latency=args.latency)
+        if args.row_latency and hasattr(sandbox, "configure"):  # older sandboxes have no per-row latency
+            sandbox.configure(row_latency=args.row_latency)
         os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = json.dumps({
             "conn_type": "kingdee", "host": f"{sandbox.url}/k3cloud/", "login": sandbox.username,
             "password": sandbox.password, "extra": {"acct_id": sandbox.acct_id}})
-        for title, rows in (("all new", warehouses(args.rows)), ("10% changed", warehouses(args.rows, 10)),
-                            ("none changed", warehouses(args.rows, 10))):
-            hook = KingdeeHook()
-            sandbox.reset_counts()
-            started = time.perf_counter()
-            statuses: dict[str, int] = {}
-            for start in range(0, len(rows), args.batch):
-                for outcome in upsert(hook, "BD_STOCK", rows[start:start + args.batch], org_number=ORG):
-                    statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
-            seconds = time.perf_counter() - started
-            calls = dict(sorted(hook.call_counts.items()))
-            assert calls == {k: v for k, v in sorted(sandbox.calls.items()) if not k.startswith("fault:")}
-            print(f"{title:>13}: {sum(calls.values()):3d} calls {calls}  outcomes {statuses}  {seconds:.2f} s")
+        ledger = SyncLedger(scheme.name, url=f"sqlite:///{Path(tmp) / 'ledger.db'}")
+        bench = Bench(sandbox, Path(tmp), scheme, ledger)
+        changed = math.ceil(len(tenth) / b)
+        cases = [
+            ("1 all new", items(n, T0), minimum(ExecuteBillQuery=1, BatchSave=math.ceil(n / b))),
+            ("2 10% changed, audited, ledger knows", items(n, T0 + 1, renamed=tenth),
+             minimum(ExecuteBillQuery=1, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed)),
+            ("3 none changed, ledger knows", items(n, T0 + 1, renamed=tenth), minimum()),
+        ]
+        if LIFECYCLE:
+            cases += [
+                ("4 10% blocked (forbid)", items(n, T0 + 2, state="blocked", only=tenth, renamed=tenth),
+                 minimum(ExecuteBillQuery=1, ExcuteOperation=changed)),
+                ("5 the same unblocked (enable)", items(n, T0 + 3, only=tenth, renamed=tenth),
+                 minimum(ExecuteBillQuery=1, ExcuteOperation=changed)),
+            ]
+        for title, staged, least in cases:
+            calls, statuses, seconds = bench.load(staged)
+            report(title, calls, least, statuses, seconds)
+        if not LIFECYCLE:
+            print(f"{'4/5 blocked, unblocked':<44} not supported: blocked records never reach the load")
+        ledger.dispose()
+        sandbox.reset()
+        ledger = SyncLedger(f"{scheme.name}_live", url=f"sqlite:///{Path(tmp) / 'ledger.db'}")
+        bench.ledger = ledger
+        bench.scheme = scheme.model_copy(update={"name": f"{scheme.name}_live"})
+        sandbox.add_stocks([row(i) for i in range(n)], status="C")
+        calls, statuses, seconds = bench.load(items(n, T0, renamed=tenth))
+        report("6 going live: all in Kingdee, 10% differ", calls,
+               minimum(ExecuteBillQuery=lookups, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed),
+               statuses, seconds)
+        ledger.dispose()
 
 
 if __name__ == "__main__":

@@ -1,15 +1,30 @@
-"""The sync ledger: the source modification time applied to the target, per scheme and record key.
+"""The sync ledger: per scheme and record key, what was last applied to the target.
 
-Loads consult it so that clearing an old run after newer runs were applied never writes an older snapshot over
-newer data: a staged row older than what the ledger holds is skipped as ``stale``. It lives in a SQL database shared
-by all workers: the Airflow connection ``jikeyun_kingdee_ledger`` (PostgreSQL in a deployment; conn types
-``postgres`` and ``sqlite``) or, when that connection does not exist, a SQLite file in ``$AIRFLOW_HOME``.
+For each key it keeps the source modification time applied, the Kingdee id of the record and a hash of the row and
+lifecycle state last written (:func:`row_hash`). Loads consult it twice:
+
+* a staged row older than what the ledger holds is skipped as ``stale``, so clearing an old run after newer runs were
+  applied never writes an older snapshot over newer data (nor undoes a newer forbid or enable);
+* a row whose hash equals the ledger's was written exactly so before and costs no API call (``unchanged``). A record
+  deleted or edited by hand in Kingdee is still repaired: the next time its source changes the hash differs, and
+  the load looks the record up in Kingdee as for any changed row (the reconcile's repair always looks up).
+
+It lives in a SQL database shared by all workers: the Airflow connection ``jikeyun_kingdee_ledger`` (PostgreSQL in a
+deployment; conn types ``postgres`` and ``sqlite``) or, when that connection does not exist, a SQLite file in
+``$AIRFLOW_HOME``.
+
+Upgrading: the table keeps its name; a table made by an older version (without ``kingdee_id`` and ``row_hash``) gets
+the two columns added on first use, so its source times — and with them the stale protection — survive. Its rows
+have no hash yet, so the first load after the upgrade looks each changed-or-not row up once and records the hash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,6 +33,7 @@ from sqlalchemy.engine import URL, make_url  # not at top level in SQLAlchemy 1.
 from jikeyun_kingdee.compat import BaseHook
 
 LEDGER_CONN_ID = "jikeyun_kingdee_ledger"
+KEYS_PER_QUERY = 500
 
 _metadata = sa.MetaData()
 ledger_table = sa.Table(
@@ -28,7 +44,25 @@ ledger_table = sa.Table(
     sa.Column("source_modified", sa.BigInteger, nullable=False),  # epoch milliseconds
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.Column("applied_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("kingdee_id", sa.BigInteger, nullable=True),  # None: not in Kingdee (e.g. blocked, never created)
+    sa.Column("row_hash", sa.String(64), nullable=True),  # None: written by a version without hashes
 )
+ADDED_COLUMNS = ("kingdee_id", "row_hash")  # added to a table of an older version
+
+
+class Applied(NamedTuple):
+    """What the ledger holds for one key."""
+
+    modified: int
+    kingdee_id: int | None = None
+    row_hash: str | None = None
+
+
+def row_hash(row: Mapping[str, Any], state: str = "active") -> str:
+    """SHA-256 of the target row and lifecycle state as canonical JSON (key order and spacing do not matter)."""
+    text = json.dumps({"row": row, "state": state}, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def ledger_url(conn_id: str = LEDGER_CONN_ID) -> URL:
@@ -52,8 +86,24 @@ def ledger_url(conn_id: str = LEDGER_CONN_ID) -> URL:
     raise ValueError(f"connection {conn_id!r}: conn_type {conn.conn_type!r} is not supported (postgres or sqlite)")
 
 
+def _add_missing_columns(engine: sa.engine.Engine) -> None:
+    """Bring a table of an older version up to date (several tasks may race here: a lost race is fine)."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(ledger_table.name)}
+    for name in ADDED_COLUMNS:
+        if name in present:
+            continue
+        column = ledger_table.c[name]
+        ddl = f"ALTER TABLE {ledger_table.name} ADD COLUMN {name} {column.type.compile(engine.dialect)}"
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(ddl))
+        except sa.exc.DBAPIError:
+            if name not in {c["name"] for c in sa.inspect(engine).get_columns(ledger_table.name)}:
+                raise
+
+
 class SyncLedger:
-    """Read and advance the applied source modification times of one scheme.
+    """Read and advance what was applied for one scheme.
 
     :param scheme: the scheme name; keys are scoped to it.
     :param url: a SQLAlchemy URL; default from :func:`ledger_url`.
@@ -63,28 +113,47 @@ class SyncLedger:
         self.scheme = scheme
         self.engine = sa.create_engine(url or ledger_url(), future=True, pool_pre_ping=True)
         _metadata.create_all(self.engine, checkfirst=True)
+        _add_missing_columns(self.engine)
 
-    def applied(self, keys: Iterable[str]) -> dict[str, int]:
+    def entries(self, keys: Iterable[str]) -> dict[str, Applied]:
+        """key → :class:`Applied` for the keys the ledger knows."""
         keys = list(keys)
-        found: dict[str, int] = {}
+        table = ledger_table.c
+        found: dict[str, Applied] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(keys), 500):
-                query = sa.select(ledger_table.c.record_key, ledger_table.c.source_modified).where(
-                    ledger_table.c.scheme == self.scheme, ledger_table.c.record_key.in_(keys[start : start + 500])
+            for start in range(0, len(keys), KEYS_PER_QUERY):
+                query = sa.select(table.record_key, table.source_modified, table.kingdee_id, table.row_hash).where(
+                    table.scheme == self.scheme, table.record_key.in_(keys[start : start + KEYS_PER_QUERY])
                 )
-                found.update({key: modified for key, modified in conn.execute(query)})
+                found.update({key: Applied(modified, kingdee_id, digest)
+                              for key, modified, kingdee_id, digest in conn.execute(query)})
         return found
 
-    def advance(self, modified: Mapping[str, int], run_id: str) -> None:
-        """Record ``key → source_modified`` unless the ledger already holds a later time for the key."""
+    def applied(self, keys: Iterable[str]) -> dict[str, int]:
+        """key → source modification time applied (epoch ms), for the keys the ledger knows."""
+        return {key: entry.modified for key, entry in self.entries(keys).items()}
+
+    def count(self) -> int:
+        """How many of the scheme's records the ledger knows to exist in Kingdee (an estimate of the target's size)."""
+        query = sa.select(sa.func.count()).select_from(ledger_table).where(
+            ledger_table.c.scheme == self.scheme, ledger_table.c.kingdee_id.is_not(None))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def advance(self, modified: Mapping[str, int | Applied], run_id: str) -> None:
+        """Record ``key → source_modified`` (or a full :class:`Applied`) unless the ledger holds a later time.
+
+        A bare time records no id and no hash, so the next load of that key looks it up again.
+        """
         if not modified:
             return
         dialect = self.engine.dialect.name
         insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-        rows = [
-            {"scheme": self.scheme, "record_key": key, "source_modified": int(ms), "run_id": run_id}
-            for key, ms in modified.items()
-        ]
+        rows = []
+        for key, value in modified.items():
+            entry = value if isinstance(value, Applied) else Applied(int(value))
+            rows.append({"scheme": self.scheme, "record_key": key, "source_modified": int(entry.modified),
+                         "run_id": run_id, "kingdee_id": entry.kingdee_id, "row_hash": entry.row_hash})
         statement = insert(ledger_table)
         statement = statement.on_conflict_do_update(
             index_elements=[ledger_table.c.scheme, ledger_table.c.record_key],
@@ -92,6 +161,8 @@ class SyncLedger:
                 "source_modified": statement.excluded.source_modified,
                 "run_id": statement.excluded.run_id,
                 "applied_at": sa.func.now(),
+                "kingdee_id": statement.excluded.kingdee_id,
+                "row_hash": statement.excluded.row_hash,
             },
             where=statement.excluded.source_modified >= ledger_table.c.source_modified,
         )

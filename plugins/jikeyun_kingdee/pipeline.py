@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
+from jikeyun_kingdee.ledger import Applied, row_hash
 from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time, to_epoch_ms
 from jikeyun_kingdee.scheme import Scheme, validation_message
 from jikeyun_kingdee.staging import ObjectStoragePath, fresh_folder, read_ndjson, write_ndjson
@@ -207,6 +208,27 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str
     }
 
 
+def _chunk_items(chunk: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The items of a load chunk: its ``items`` file (or, as staged before chunks had one file, its ``batches``)."""
+    for path in [chunk["items"]] if "items" in chunk else chunk.get("batches", []):
+        for item in read_ndjson(path):
+            yield {**item, "state": item.get("state") or "active"}
+
+
+def ledger_verdict(item: dict[str, Any], entry: Applied | None, digest: str, *, verify: bool) -> str | None:
+    """``stale`` (older than what was applied), ``unchanged`` (written exactly so before) or None (needs a look-up).
+
+    :param verify: look up also what the ledger says is unchanged (the reconcile's repair)
+    """
+    if entry is None:
+        return None
+    if entry.modified > item["modified"]:
+        return "stale"
+    if entry.row_hash == digest and not verify:
+        return "unchanged"
+    return None
+
+
 @timed
 def load_chunk(
     scheme: Scheme,
@@ -215,39 +237,63 @@ def load_chunk(
     folder: ObjectStoragePath,
     chunk: dict[str, Any],
     run_id: str,
+    *,
+    verify: bool = False,
 ) -> dict[str, Any]:
-    """Upsert the chunk's batches; rows older than what the ledger says was applied are skipped as ``stale``."""
+    """Write one chunk's items to Kingdee: create, update, forbid or enable (:func:`jikeyun_kingdee.upsert.upsert`).
+
+    Rows older than what the ledger says was applied are ``stale`` and rows written exactly so before are
+    ``unchanged``, both without an API call (unless ``verify``); everything else is looked up and written in batches
+    of ``rows_per_batch``. Results, one per item, go to ``<folder>/load/chunk-<n>.ndjson``; the ledger records every
+    row that was not rejected.
+
+    :param verify: look every row up in Kingdee, also those the ledger says are unchanged (the reconcile's repair)
+    """
     target = scheme.target
     out = folder / "load"
     out.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = []
-    for batch_path in chunk["batches"]:
-        items = list(read_ndjson(batch_path))
-        applied = ledger.applied(item["key"] for item in items)
-        fresh = []
-        for item in items:
-            if applied.get(item["key"], -1) <= item["modified"]:
-                fresh.append(item)
-            else:
-                results.append({"key": item["key"], "status": "stale", "modified": item["modified"],
-                                "message": f"ledger holds a later source time ({applied[item['key']]})"})
-        if not fresh:
+    items = list(_chunk_items(chunk))
+    entries = ledger.entries(item["key"] for item in items)
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    digests = [row_hash(item["row"], item["state"]) for item in items]
+    todo = []
+    for position, item in enumerate(items):
+        entry = entries.get(item["key"])
+        verdict = ledger_verdict(item, entry, digests[position], verify=verify)
+        if verdict is None:
+            todo.append(position)
             continue
-        outcomes = upsert(hook, target.form_id, [item["row"] for item in fresh], org_number=target.organisation,
-                          number_field=target.number_field, pk_field=target.pk_field,
-                          submit_and_audit=target.submit_and_audit)
-        ledger.advance({fresh[o.index]["key"]: fresh[o.index]["modified"] for o in outcomes if o.status != "rejected"}, run_id)
+        message = (f"ledger holds a later source time ({entry.modified})" if verdict == "stale" and entry
+                   else "written so before (ledger)")
+        results[position] = {"key": item["key"], "status": verdict, "id": entry.kingdee_id if entry else None,
+                             "modified": item["modified"], "field": None, "message": message}
+    counts: Counter[str] = Counter()
+    if todo:
+        outcomes = upsert(
+            hook, target.form_id, [items[p]["row"] for p in todo], states=[items[p]["state"] for p in todo],
+            org_number=target.organisation, number_field=target.number_field, pk_field=target.pk_field,
+            approval=target.approval, rows_per_batch=target.rows_per_batch, lookup_limit=target.lookup_limit,
+            known_records=ledger.count(),
+        )
+        applied: dict[str, Applied] = {}
         for outcome in outcomes:
-            item = fresh[outcome.index]
-            results.append({"key": item["key"], "status": outcome.status, "id": outcome.id, "modified": item["modified"],
-                            "field": outcome.field, "message": outcome.message})
+            position = todo[outcome.index]
+            item = items[position]
+            results[position] = {"key": item["key"], "status": outcome.status, "id": outcome.id,
+                                 "modified": item["modified"], "field": outcome.field, "message": outcome.message}
+            counts["updated"] += outcome.fields_updated  # an enabled row whose fields changed counts as an update too
+            if outcome.status != "rejected":
+                applied[item["key"]] = Applied(item["modified"], outcome.id, digests[position])
+        ledger.advance(applied, run_id)
     path = out / f"chunk-{chunk['chunk']:05d}.ndjson"
-    write_ndjson(path, results)
-    counts = Counter(result["status"] for result in results)
+    write_ndjson(path, (result for result in results if result is not None))
+    counts.update(result["status"] for result in results if result is not None)
     for result in results:
-        if result["status"] == "rejected":
-            log.warning("load rejected %s: %s %s", result["key"], result.get("field") or "", result.get("message") or "")
-    return {"chunk": chunk["chunk"], "results": str(path), "counts": dict(counts), "calls": dict(hook.call_counts)}
+        if result is not None and result["status"] == "rejected":
+            log.warning("load rejected %s: %s %s", result["key"], result.get("field") or "",
+                        result.get("message") or "")
+    return {"chunk": chunk["chunk"], "results": str(path), "counts": {k: v for k, v in counts.items() if v},
+            "calls": dict(hook.call_counts), "retries": sum(hook.retry_counts.values())}
 
 
 def summarise(
@@ -283,6 +329,9 @@ def summarise(
         "created": outcomes.get("created", 0),
         "updated": outcomes.get("updated", 0),
         "unchanged": outcomes.get("unchanged", 0),
+        "forbidden": outcomes.get("forbidden", 0),
+        "enabled": outcomes.get("enabled", 0),  # those whose fields changed are in "updated" as well
+        "absent": outcomes.get("absent", 0),
         "stale_skipped": outcomes.get("stale", 0),
         "rejected": len(rejected),
         "rejected_keys": rejected[:200],

@@ -95,6 +95,15 @@ class SourceSpec(_Model):
 
 
 class TargetSpec(_Model):
+    """Where rows go: a Kingdee form of one organisation, how they are written and approved.
+
+    ``approval``: ``auto`` creates in one BatchSave with ``IsAutoSubmitAndAudit`` (save, submit and audit in one
+    transaction; rows it refuses for their submit/audit go the explicit way); ``explicit`` is Save, Submit, Audit;
+    ``none`` saves only. Updates always take the explicit chain. The older ``submit_and_audit: true|false`` is
+    still read (``explicit`` / ``none``). ``lookup_limit``: the most rows one ExecuteBillQuery may ask for
+    (``Limit``; older servers refuse more than 2000), also the most numbers one IN look-up asks.
+    """
+
     system: Literal["kingdee"] = "kingdee"
     connection: str = "kingdee_default"
     form_id: str = Field(min_length=1)
@@ -102,9 +111,29 @@ class TargetSpec(_Model):
     number_field: str = "FNumber"
     pk_field: str = "FStockId"
     rows_per_batch: int = Field(100, ge=1, le=1000)
-    submit_and_audit: bool = True
+    approval: Literal["auto", "explicit", "none"] = "explicit"
+    lookup_limit: int = Field(2000, ge=1, le=10000)
     required: list[str] = []
     fields: dict[str, Any]  # "{sourceField}" references, constants, {"FNumber": ...} base-data references
+
+    @model_validator(mode="before")
+    @classmethod
+    def _submit_and_audit_is_an_approval(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "submit_and_audit" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("submit_and_audit")
+        if not isinstance(legacy, bool):
+            raise ValueError(f"submit_and_audit: {legacy!r} is not true or false (better: approval auto|explicit|none)")
+        implied = "explicit" if legacy else "none"
+        if data.setdefault("approval", implied) != implied and not (legacy and data["approval"] == "auto"):
+            raise ValueError(f"submit_and_audit: {legacy} contradicts approval: {data['approval']}")
+        return data
+
+    @property
+    def submit_and_audit(self) -> bool:
+        """Whether saved records are submitted and audited (``approval`` other than ``none``)."""
+        return self.approval != "none"
 
     @field_validator("fields")
     @classmethod
@@ -347,7 +376,7 @@ def _platform_target(block: dict[str, Any], form_id: str) -> dict[str, Any]:
         "organisation": organisation or _fail("target.request", "no organisation (F...OrgId) field"),
         "fields": fields,
         "rows_per_batch": int(operation.get("rows", 100)),
-        "submit_and_audit": submit_and_audit,
+        "approval": "auto" if submit_and_audit else "none",  # the platform sent IsAutoSubmitAndAudit itself
         "required": [f for f in ("FName", "FNumber") if f in fields],
     }
 

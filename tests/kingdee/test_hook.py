@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from jikeyun_kingdee.hooks.kingdee import KingdeeAuthError, KingdeeError, KingdeeOutcomeUnknown, KingdeeTransportError
+from jikeyun_kingdee.hooks.kingdee import (
+    KingdeeAuthError,
+    KingdeeError,
+    KingdeeHTTPRefused,
+    KingdeeOutcomeUnknown,
+    KingdeeTransportError,
+    is_retryable,
+)
 
 from .conftest import ORG, warehouse
 
@@ -167,3 +174,80 @@ def test_latency_below_the_timeout_is_tolerated(connect, sandbox) -> None:
     hook = connect("password", timeout=5)
     sandbox.faults.update(latency=0.2, latency_count=2)
     assert hook.batch_save("BD_STOCK", [warehouse("WH1")])[0].ok
+
+
+def test_forbid_and_enable_by_numbers_and_ids_with_row_errors(hook, sandbox) -> None:
+    ids = [r.id for r in hook.batch_save("BD_STOCK", [warehouse("WH1"), warehouse("WH2")])]
+    results = hook.forbid("BD_STOCK", ["WH1", "NOPE"])
+    assert [(r.ok, r.number) for r in results] == [(True, "WH1"), (False, None)] and "不存在" in results[1].message
+    again = hook.forbid("BD_STOCK", ids=ids)
+    assert [r.ok for r in again] == [False, True] and "已禁用" in (again[0].message or "")
+    assert hook.query("BD_STOCK", "FNumber,FForbidStatus") == [{"FNumber": "WH1", "FForbidStatus": "B"},
+                                                              {"FNumber": "WH2", "FForbidStatus": "B"}]
+    enabled = hook.enable("BD_STOCK", ids=[ids[1]])
+    assert enabled[0].ok and enabled[0].id == ids[1]
+    assert hook.call_counts["ExcuteOperation"] == 3 and sandbox.calls["ExcuteOperation"] == 3
+
+
+@pytest.mark.parametrize("applied", [False, True])
+def test_forbid_with_an_unknown_outcome_reads_the_status_instead_of_resending(connect, sandbox, applied) -> None:
+    hook = connect("password", timeout=0.5)
+    ids = [r.id for r in hook.batch_save("BD_STOCK", [warehouse("WH1"), warehouse("WH2")])]
+    if applied:
+        sandbox.fault_after_write(delay=1.5)  # forbidden, but the answer comes after the client's timeout
+    else:
+        sandbox.faults.update(status=[502])  # a proxy error before the server saw the call
+    results = hook.forbid("BD_STOCK", ids=ids, pk_field="FStockId")
+    assert [r.ok for r in results] == [True, True] and [r.id for r in results] == ids
+    assert {s["FForbidStatus"] for s in sandbox.stocks()} == {"B"}
+    assert hook.call_counts["ExcuteOperation"] == (1 if applied else 2)  # resent only when not applied
+    assert sandbox.rows_written["Forbid"] == 2 and hook.retry_counts["ExcuteOperation"] == 0
+
+
+def test_unknown_outcome_of_an_operation_without_a_check_is_raised(hook, sandbox) -> None:
+    hook.batch_save("BD_STOCK", [warehouse("WH1")])
+    sandbox.faults.update(status=[500])
+    with pytest.raises(KingdeeOutcomeUnknown):
+        hook.execute_operation("BD_STOCK", "Forbid", numbers=["WH1"])
+    assert sandbox.calls["ExcuteOperation"] == 0 and sandbox.calls["fault:http500"] == 1  # not resent blindly
+
+
+def test_auto_submit_and_audit_reports_each_rows_status(hook, sandbox) -> None:
+    sandbox.fail_rows(["WH2"], message="审批流未通过", stage="audit")
+    results = hook.batch_save("BD_STOCK", [warehouse("WH1"), warehouse("WH2")], auto_submit_and_audit=True)
+    assert (results[0].ok, results[0].document_status) == (True, "C")
+    assert (results[1].ok, results[1].message) == (False, "审核失败：审批流未通过")
+    assert [s["FNumber"] for s in sandbox.stocks()] == ["WH1"]
+
+
+def test_query_falls_back_when_the_server_refuses_a_larger_limit(hook, sandbox) -> None:
+    sandbox.configure(query_limit=2000)
+    sandbox.add_stocks([warehouse(f"WH{i:04d}") for i in range(2500)])
+    rows = hook.query("BD_STOCK", ["FNumber"], Limit=5000, OrderString="FNumber")
+    assert len(rows) == 2500 and len({r["FNumber"] for r in rows}) == 2500
+    assert hook.query_limit == 2000 and hook.call_counts["ExecuteBillQuery"] == 3  # refused, then 2 pages
+    hook.query("BD_STOCK", ["FNumber"], Limit=5000)
+    assert hook.call_counts["ExecuteBillQuery"] == 5  # remembered: no second refusal
+
+
+def test_query_continues_when_the_server_cuts_a_page_silently(hook, sandbox) -> None:
+    sandbox.configure(query_limit=2000, query_over_limit="truncate")
+    sandbox.add_stocks([warehouse(f"WH{i:04d}") for i in range(2100)])
+    assert len(hook.query("BD_STOCK", ["FNumber"], Limit=5000)) == 2100
+    assert hook.call_counts["ExecuteBillQuery"] == 2 and hook.query_limit == 2000
+
+
+def test_top_row_count_stops_paging(hook, sandbox) -> None:
+    sandbox.add_stocks([warehouse("WH1"), warehouse("WH2")])
+    assert len(hook.query("BD_STOCK", ["FNumber"], TopRowCount=1, Limit=1)) == 1
+    assert hook.form_exists("BD_STOCK")
+    assert hook.call_counts["ExecuteBillQuery"] == 2  # one each: no empty second page
+
+
+def test_retries_are_counted_and_only_transport_errors_retry(hook, sandbox) -> None:
+    sandbox.faults.update(status=[503, 500])
+    hook.query("BD_STOCK", ["FNumber"])
+    assert hook.retry_counts == {"ExecuteBillQuery": 2}
+    assert is_retryable(KingdeeTransportError("x")) and not is_retryable(KingdeeOutcomeUnknown("x"))
+    assert not is_retryable(KingdeeHTTPRefused("x", status=401)) and not is_retryable(KingdeeError("x"))
+    assert KingdeeTransportError.retryable and not KingdeeError.retryable

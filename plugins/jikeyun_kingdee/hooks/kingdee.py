@@ -1,9 +1,13 @@
 """Kingdee Cloud Galaxy (金蝶云星空, K3Cloud) WebAPI hook.
 
-Protocol: ``/work/shared/reference/kingdee-webapi.md``. Every call is ``POST {host}/{Service}.common.kdsvc`` with a
-JSON body; the session lives in cookies, so one :class:`requests.Session` is kept for the hook's lifetime.
-Three ways to authenticate (connection extra ``auth``): ``password`` (ValidateUser), ``app_secret``
-(LoginByAppSecret) and ``signature`` (the stateless SDK-v8 header signature, :class:`KingdeeSignatureAuth`).
+Every call is ``POST {host}/{Service}.common.kdsvc`` with a JSON body; the session lives in cookies, so one
+:class:`requests.Session` is kept for the hook's lifetime. Three ways to authenticate (connection extra ``auth``):
+``password`` (ValidateUser), ``app_secret`` (LoginByAppSecret) and ``signature`` (the stateless SDK-v8 header
+signature, :class:`KingdeeSignatureAuth`).
+
+Retries are only where they are safe: reads, logins and state transitions that a replay cannot duplicate (Submit,
+Audit, UnAudit). A write whose outcome is unknown (timeout, lost connection, 5xx after sending) is never resent
+blindly: BatchSave looks the numbers up first, Forbid/Enable read the records' ``FForbidStatus`` first.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from urllib3.exceptions import NewConnectionError
 
 from jikeyun_kingdee.compat import AirflowException
 from jikeyun_kingdee.hooks.call_log import logged_call
+from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
 from jikeyun_kingdee.provider_info import connection_form_methods
 
 if TYPE_CHECKING:
@@ -40,13 +45,21 @@ SERVICE_PREFIX = {
     "form": "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.",
 }
 AUTH_OPERATIONS = frozenset({"ValidateUser", "LoginByAppSecret", "LoginBySign"})
-# Writes that may create records: never resent blindly when their outcome is unknown. State transitions
-# (Submit, Audit, UnAudit, ExcuteOperation) cannot duplicate data, so they are replayed like reads.
-CREATING_OPERATIONS = frozenset({"Save", "BatchSave"})
+# Writes that are never resent blindly when their outcome is unknown: saves may create records twice, and an
+# ExcuteOperation (Forbid, Enable, ...) is checked by status before it is sent again. Submit, Audit and UnAudit
+# cannot duplicate data (a replay answers "already audited"), so they are replayed like reads.
+CHECKED_OPERATIONS = frozenset({"Save", "BatchSave", "ExcuteOperation"})
 MSG_SESSION_LOST = 1
+MSG_PARAMETER = 8
 MSG_VALIDATION = 11
 SECRET_XOR_KEY = b"0054f397c6234378b09ca7d3e5debce7"  # ROT13 of the SDK's "0054s397p6234378o09pn7q3r5qropr7"
-QUERY_PAGE_LIMIT = 2000  # the doc caps Limit at 10000 (older pages: 2000); 2000 is safe for both
+# ExecuteBillQuery's ``Limit``: today's doc caps it at 10000, an older version at 2000, and servers of that age
+# refuse more. 2000 is safe for both; a larger limit is asked only when the scheme says so, and the hook falls back
+# to 2000 when the server refuses it. A server might instead cut a page silently to its cap: a page of exactly one
+# of these sizes, shorter than asked, is therefore taken as cut, not as the last page (one call more at worst).
+SAFE_QUERY_LIMIT = 2000
+KNOWN_SERVER_LIMITS = frozenset({2000, 10000})
+FORBIDDEN, ENABLED = "B", "A"  # FForbidStatus: B 禁用 (forbidden), A 正常
 
 
 # -- errors -------------------------------------------------------------------------------------------------
@@ -61,11 +74,15 @@ class RowError(BaseModel):
 class KingdeeError(AirflowException):
     """A Kingdee call failed; carries the upstream ``MsgCode``, ``ErrorCode`` and row messages (never secrets).
 
+    ``retryable`` (class attribute) says whether :func:`is_retryable` lets the hook send the call again.
+
     :param message: summary
     :param msg_code: Kingdee ``MsgCode`` (1 session lost, 4 exception, 9 unknown field, 11 validation, ...)
     :param error_code: Kingdee ``ErrorCode`` (usually 500 on failure)
     :param errors: the row messages
     """
+
+    retryable = False
 
     def __init__(
         self,
@@ -91,27 +108,33 @@ class KingdeeSessionLost(KingdeeError):
 
 
 class KingdeeTransportError(KingdeeError):
-    """No usable answer: connection failure, timeout, HTTP error status or a body that is not JSON."""
+    """No usable answer: connection failure, timeout, HTTP 429/5xx or a body that is not JSON."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
+    retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
-        self.retryable = retryable
         super().__init__(message, error_code=status)
 
 
+class KingdeeHTTPRefused(KingdeeTransportError):
+    """An HTTP error status other than 429/5xx (e.g. ``Fail to verify thirty passport`` for a wrong data centre)."""
+
+    retryable = False
+
+
 class KingdeeOutcomeUnknown(KingdeeTransportError):
-    """A creating write was sent but no reliable answer came back: it may or may not have been saved."""
+    """A checked write (save, ExcuteOperation) was sent but no reliable answer came back: it may have been applied."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message, status=status, retryable=False)
+    retryable = False
 
 
-def _retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException) -> bool:
     """Retry predicate: transport errors and 429/5xx, never an unknown write outcome.
 
     Session loss is handled next to the call (log in again, replay once), not by this retry.
     """
-    return isinstance(exc, KingdeeTransportError) and exc.retryable
+    return isinstance(exc, KingdeeError) and exc.retryable
 
 
 # -- SDK v8 header signature (pure functions) ---------------------------------------------------------------
@@ -126,7 +149,7 @@ def decode_client_secret(secret_part: str) -> str:
         raw = base64.b64decode(secret_part, validate=True)
     except binascii.Error:
         return ""
-    return base64.b64encode(bytes(b ^ k for b, k in zip(raw, SECRET_XOR_KEY))).decode("ascii")
+    return base64.b64encode(bytes(b ^ k for b, k in zip(raw, SECRET_XOR_KEY, strict=False))).decode("ascii")
 
 
 def hmac_hex_base64(message: str, key: str) -> str:
@@ -228,6 +251,7 @@ class RowResult(BaseModel):
     number: str | None = None
     field: str | None = None
     message: str | None = None
+    document_status: str | None = None  # FDocumentStatus after a save, when the server echoed it (NeedReturnData)
 
 
 def response_status(reply: Any) -> dict | None:
@@ -255,12 +279,15 @@ def error_from_status(status: dict, operation: str) -> KingdeeError:
                 errors=_row_errors(status))
 
 
-def row_results(status: dict, count: int, *, id_order: list[int] | None = None) -> list[RowResult]:
+def row_results(
+    status: dict, count: int, *, id_order: list[int] | None = None, number_order: list[str] | None = None
+) -> list[RowResult]:
     """Map a ResponseStatus to one result per input row by ``DIndex``.
 
     :param status: the ResponseStatus
-    :param count: number of rows (models, or records of a Submit/Audit call)
-    :param id_order: for Submit/Audit by ids, the ids in request order, used when a success carries no DIndex
+    :param count: number of rows (models, or records of a Submit/Audit/ExcuteOperation call)
+    :param id_order: for operations by ids, the ids in request order (a success is placed by its ``Id``)
+    :param number_order: for operations by numbers, the numbers in request order (placed by ``Number``)
     """
     results: dict[int, RowResult] = {}
     for i, entity in enumerate(status.get("SuccessEntitys") or []):
@@ -268,6 +295,8 @@ def row_results(status: dict, count: int, *, id_order: list[int] | None = None) 
         entity_id = int(entity["Id"]) if entity.get("Id") not in (None, "") else None
         if id_order is not None and entity_id in id_order:
             index = id_order.index(entity_id)
+        elif number_order is not None and str(entity.get("Number")) in number_order:
+            index = number_order.index(str(entity.get("Number")))
         index = i if index is None else int(index)
         results[index] = RowResult(index=index, ok=True, id=entity_id, number=entity.get("Number"))
     for error in _row_errors(status):  # an error wins over a success reported for the same row
@@ -279,16 +308,26 @@ def row_results(status: dict, count: int, *, id_order: list[int] | None = None) 
             for i in range(count)]
 
 
-def sql_literal(value: Any) -> str:
-    """A FilterString literal: numbers as is, text in single quotes with quotes doubled."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+def returned_data(reply: Any, results: list[RowResult], number_field: str) -> list[RowResult]:
+    """Add the ``NeedReturnData`` of a BatchSave (asked with ``NeedReturnFields``) to the successful rows.
 
-
-def in_filter(field: str, values: list[Any]) -> str:
-    """``field in (v1,v2,...)`` for a FilterString."""
-    return f"{field} in ({','.join(sql_literal(v) for v in values)})"
+    Entries are matched by number when they carry it, else by the order of the successes. A server that echoes
+    nothing leaves ``document_status`` empty (the caller then reads the status itself).
+    """
+    data = reply.get("Result", {}).get("NeedReturnData") if isinstance(reply, dict) else None
+    if not isinstance(data, list):
+        return results
+    entries = [entry for entry in data if isinstance(entry, dict)]
+    by_number = {str(e[number_field]): e for e in entries if e.get(number_field) not in (None, "")}
+    successes = [r for r in results if r.ok]
+    updated = {}
+    for position, result in enumerate(successes):
+        entry = by_number.get(str(result.number)) if by_number else (
+            entries[position] if len(entries) == len(successes) else None)
+        status = next((v for k, v in (entry or {}).items() if k.lower() == "fdocumentstatus"), None)
+        if status not in (None, ""):
+            updated[result.index] = result.model_copy(update={"document_status": str(status)})
+    return [updated.get(r.index, r) for r in results]
 
 
 # -- the hook -------------------------------------------------------------------------------------------------
@@ -300,7 +339,7 @@ class KingdeeHook(HttpHook):
     ``auth``, ``app_id``, ``org_num`` (0), ``timeout`` (seconds).
 
     :param kingdee_conn_id: Airflow connection id
-    :param retry_limit: attempts for safe retries (transport errors, 5xx, session loss)
+    :param retry_limit: attempts for safe retries (transport errors, 5xx), the first included
     :param retry_delay: first back-off wait in seconds (exponential, capped at 30 s)
     """
 
@@ -325,6 +364,8 @@ class KingdeeHook(HttpHook):
         self.retry_limit = max(1, retry_limit)
         self.retry_delay = retry_delay
         self.call_counts: collections.Counter[str] = collections.Counter()
+        self.retry_counts: collections.Counter[str] = collections.Counter()
+        self.query_limit: int | None = None  # learnt: the most rows this server gives one ExecuteBillQuery
         self._session: requests.Session | None = None
         self._logged_in = False
 
@@ -377,38 +418,41 @@ class KingdeeHook(HttpHook):
         if response.status_code in (200, 206):
             return
         retryable = response.status_code == 429 or response.status_code >= 500
-        raise KingdeeTransportError(f"Kingdee HTTP {response.status_code}: {response.text[:200]}",
-                                    status=response.status_code, retryable=retryable)
+        kind = KingdeeTransportError if retryable else KingdeeHTTPRefused
+        raise kind(f"Kingdee HTTP {response.status_code}: {response.text[:200]}", status=response.status_code)
 
     # -- calls -------------------------------------------------------------------------------------------
     def _logged_send(self, operation: str, body: dict, *, attempt: int = 1, replay: int = 1) -> Any:
         """:meth:`_send` with one structured log line: operation, form, rows sent, latency, attempt (no secret)."""
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
-        model = data.get("Model")
+        data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
+        model, ids = data.get("Model"), data.get("Ids")
+        records = data.get("Numbers") or (ids.split(",") if isinstance(ids, str) and ids else None)
+        rows = len(model) if isinstance(model, list) else len(records) if isinstance(records, list) else None
         with logged_call(self.log, "kingdee", operation, form=body.get("formid") or data.get("FormId"),
-                         rows=len(model) if isinstance(model, list) else None,
-                         attempt=attempt, replay=replay if replay > 1 else None):
+                         op=body.get("opNumber"), rows=rows, attempt=attempt, replay=replay if replay > 1 else None):
             return self._send(operation, body)
 
     def _send(self, operation: str, body: dict) -> Any:
         """One HTTP request; raises typed errors; returns the decoded JSON body."""
         prefix = SERVICE_PREFIX["auth" if operation in AUTH_OPERATIONS else "form"]
-        creating = operation in CREATING_OPERATIONS
+        checked = operation in CHECKED_OPERATIONS
         self.get_conn()
         self.call_counts[operation] += 1
         try:
             response = self.run(f"{prefix}{operation}.common.kdsvc", json=body)
         except KingdeeTransportError as exc:
-            if creating and exc.status is not None and exc.status >= 500:
-                raise KingdeeOutcomeUnknown(f"Kingdee {operation}: HTTP {exc.status} after sending", status=exc.status)
+            if checked and exc.status is not None and exc.status >= 500:
+                raise KingdeeOutcomeUnknown(f"Kingdee {operation}: HTTP {exc.status} after sending",
+                                            status=exc.status) from None
             raise
         except requests.ConnectionError as exc:
             sent = not isinstance(exc, requests.ConnectTimeout) and not _refused(exc)
-            if creating and sent:
-                raise KingdeeOutcomeUnknown(f"Kingdee {operation}: connection lost after sending ({type(exc).__name__})")
+            if checked and sent:
+                raise KingdeeOutcomeUnknown(
+                    f"Kingdee {operation}: connection lost after sending ({type(exc).__name__})") from None
             raise KingdeeTransportError(f"Kingdee {operation}: {type(exc).__name__}") from None
         except requests.Timeout as exc:
-            if creating:
+            if checked:
                 raise KingdeeOutcomeUnknown(f"Kingdee {operation}: no answer within the timeout") from None
             raise KingdeeTransportError(f"Kingdee {operation}: {type(exc).__name__}") from None
         text = response.text
@@ -417,7 +461,7 @@ class KingdeeHook(HttpHook):
         try:
             return json.loads(text)
         except ValueError:
-            if creating:
+            if checked:
                 raise KingdeeOutcomeUnknown(f"Kingdee {operation}: answer is not JSON") from None
             raise KingdeeTransportError(f"Kingdee {operation}: answer is not JSON: {text[:100]!r}") from None
 
@@ -463,12 +507,16 @@ class KingdeeHook(HttpHook):
         :param operation: e.g. ``BatchSave``, ``ExecuteBillQuery``
         :param body: the JSON body (SDK-v8 named shape)
         """
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self.retry_counts[operation] += 1
+            self.log.warning("Kingdee %s: retry %d/%d after %s", operation, state.attempt_number,
+                             self.retry_limit - 1, state.outcome.exception() if state.outcome else None)
+
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_retryable),
+            retry=tenacity.retry_if_exception(is_retryable),
             stop=tenacity.stop_after_attempt(self.retry_limit),
             wait=tenacity.wait_exponential(multiplier=self.retry_delay, max=30),
-            before_sleep=lambda state: self.log.warning("Kingdee %s: retrying after %s", operation,
-                                                        state.outcome.exception() if state.outcome else None),
+            before_sleep=before_sleep,
             reraise=True,
         )
         attempts = itertools.count(1)
@@ -482,6 +530,8 @@ class KingdeeHook(HttpHook):
         *,
         pk_field: str | None = None,
         number_field: str = "FNumber",
+        auto_submit_and_audit: bool = False,
+        status_field: str = "FDocumentStatus",
         **options: Any,
     ) -> list[RowResult]:
         """BatchSave; one result per model, by ``DIndex``.
@@ -494,42 +544,55 @@ class KingdeeHook(HttpHook):
         :param models: the Model data packages
         :param pk_field: query key of the primary key (``FStockId``), enables the check after an unknown outcome
         :param number_field: the business key used for that check
-        :param options: further ``data`` parameters (``NeedUpDateFields``, ``IsAutoSubmitAndAudit``, ...)
+        :param auto_submit_and_audit: send ``IsAutoSubmitAndAudit`` (save, submit and audit in one transaction; a
+            row whose submit or audit fails is not saved and comes back as a row error). The rows' status is asked
+            back (``NeedReturnFields``) into :attr:`RowResult.document_status`, so a server that ignores the flag
+            shows as rows not audited
+        :param status_field: the document status field asked back
+        :param options: further ``data`` parameters (``NeedUpDateFields``, ``NeedReturnFields``, ...)
         """
         if not models:
             return []
+        if auto_submit_and_audit:
+            asked = [f for f in options.get("NeedReturnFields") or [] if f not in (number_field, status_field)]
+            options = {**options, "IsAutoSubmitAndAudit": True,
+                       "NeedReturnFields": [number_field, status_field, *asked]}
         try:
             reply = self.call("BatchSave", {"formid": form_id, "data": {**options, "Model": models}})
         except KingdeeOutcomeUnknown:
             if pk_field is None:
                 raise
-            return self._save_after_unknown_outcome(form_id, models, pk_field, number_field, options)
-        return self._row_results("BatchSave", reply, len(models))
+            return self._save_after_unknown_outcome(form_id, models, pk_field, number_field, status_field, options)
+        return returned_data(reply, self._row_results("BatchSave", reply, len(models)), number_field)
 
     def _save_after_unknown_outcome(
-        self, form_id: str, models: list[dict], pk_field: str, number_field: str, options: dict
+        self, form_id: str, models: list[dict], pk_field: str, number_field: str, status_field: str, options: dict
     ) -> list[RowResult]:
         numbers = [m.get(number_field) for m in models if not m.get(pk_field) and m.get(number_field)]
         orgs = {str((m.get("FUseOrgId") or {}).get("FNumber")) for m in models if isinstance(m.get("FUseOrgId"), dict)}
         where = in_filter(number_field, numbers) if numbers else ""
         if where and len(orgs) == 1:
-            where += f" and FUseOrgId.FNumber = {sql_literal(orgs.pop())}"
+            where += f" and {equals_filter('FUseOrgId.FNumber', orgs.pop())}"
         self.log.warning("Kingdee BatchSave outcome unknown; checking %d numbers before resending", len(numbers))
-        saved = {str(r[number_field]): r[pk_field] for r in self.query(form_id, [pk_field, number_field], where)} \
-            if where else {}
+        keys = [pk_field, number_field, status_field]
+        saved = {str(r[number_field]): r for r in self.query(form_id, keys, where)} if where else {}
         results: dict[int, RowResult] = {}
         resend: list[int] = []
         for i, model in enumerate(models):
             number = str(model.get(number_field))
             if not model.get(pk_field) and number in saved:
-                results[i] = RowResult(index=i, ok=True, id=int(saved[number]), number=number)
+                record = saved[number]
+                results[i] = RowResult(index=i, ok=True, id=int(record[pk_field]), number=number,
+                                       document_status=record.get(status_field) or None)
             else:
                 resend.append(i)  # not saved yet, or an update by primary key (resending it is idempotent)
-        for j, result in enumerate(self.batch_save(form_id, [models[i] for i in resend], **options)):
+        again = self.batch_save(form_id, [models[i] for i in resend], number_field=number_field, **options)
+        for j, result in enumerate(again):
             results[resend[j]] = result.model_copy(update={"index": resend[j]})
         return [results[i] for i in range(len(models))]
 
-    def _row_results(self, operation: str, reply: Any, count: int, id_order: list[int] | None = None) -> list[RowResult]:
+    def _row_results(self, operation: str, reply: Any, count: int, *, id_order: list[int] | None = None,
+                     number_order: list[str] | None = None) -> list[RowResult]:
         status = response_status(reply)
         if status is None:
             raise KingdeeError(f"Kingdee {operation}: unexpected answer {str(reply)[:200]}")
@@ -537,7 +600,7 @@ class KingdeeHook(HttpHook):
             raise error_from_status(status, operation)  # the call as a whole failed, not single rows
         if not status.get("IsSuccess") and not status.get("Errors") and not status.get("SuccessEntitys"):
             raise error_from_status(status, operation)
-        return row_results(status, count, id_order=id_order)
+        return row_results(status, count, id_order=id_order, number_order=number_order)
 
     def _records_operation(
         self, operation: str, form_id: str, numbers: list[str] | None, ids: list[int] | None, extra: dict | None = None
@@ -548,10 +611,11 @@ class KingdeeHook(HttpHook):
         if ids:
             data["Ids"] = ",".join(str(i) for i in ids)
         else:
-            data["Numbers"] = list(numbers or [])
-        body = {"formid": form_id, "data": data, **(extra or {})}
+            data["Numbers"] = [str(n) for n in numbers or []]
+        body = {"formid": form_id, **(extra or {}), "data": data}
         reply = self.call(operation, body)
-        return self._row_results(operation, reply, len(ids or numbers or []), id_order=list(ids) if ids else None)
+        return self._row_results(operation, reply, len(ids or numbers or []), id_order=list(ids) if ids else None,
+                                 number_order=None if ids else data["Numbers"])
 
     def submit(self, form_id: str, numbers: list[str] | None = None, ids: list[int] | None = None) -> list[RowResult]:
         """Submit records by ids (preferred) or numbers; one result per record."""
@@ -568,8 +632,66 @@ class KingdeeHook(HttpHook):
     def execute_operation(
         self, form_id: str, op_number: str, numbers: list[str] | None = None, ids: list[int] | None = None
     ) -> list[RowResult]:
-        """ExcuteOperation (sic), e.g. ``Forbid`` / ``Enable``; one result per record."""
+        """``ExcuteOperation`` (the SDK's spelling, kept on the wire), e.g. ``Forbid`` / ``Enable``.
+
+        Body ``{"formid", "opNumber", "data": {"Numbers": [...]}}`` (or ``"Ids": "1,2"``); one result per record.
+        An unknown outcome raises :class:`KingdeeOutcomeUnknown` (:meth:`forbid` and :meth:`enable` settle it).
+        """
         return self._records_operation("ExcuteOperation", form_id, numbers, ids, {"opNumber": op_number})
+
+    def forbid(
+        self, form_id: str, numbers: list[str] | None = None, *, ids: list[int] | None = None,
+        pk_field: str | None = None, number_field: str = "FNumber",
+    ) -> list[RowResult]:
+        """Forbid (禁用, ``FForbidStatus`` A → B) records by numbers or ids; one result per record.
+
+        After an unknown outcome the records' ``FForbidStatus`` is read: those already forbidden are done, the
+        others are sent once more. Ids need ``pk_field`` (e.g. ``FStockId``) for that check.
+        """
+        return self._set_forbid_status(form_id, "Forbid", FORBIDDEN, numbers, ids, pk_field, number_field)
+
+    def enable(
+        self, form_id: str, numbers: list[str] | None = None, *, ids: list[int] | None = None,
+        pk_field: str | None = None, number_field: str = "FNumber",
+    ) -> list[RowResult]:
+        """Enable (反禁用, ``FForbidStatus`` B → A) records by numbers or ids; one result per record.
+
+        An unknown outcome is settled as in :meth:`forbid`.
+        """
+        return self._set_forbid_status(form_id, "Enable", ENABLED, numbers, ids, pk_field, number_field)
+
+    def _set_forbid_status(
+        self, form_id: str, op_number: str, wanted: str, numbers: list[str] | None, ids: list[int] | None,
+        pk_field: str | None, number_field: str,
+    ) -> list[RowResult]:
+        try:
+            return self.execute_operation(form_id, op_number, numbers, ids)
+        except KingdeeOutcomeUnknown:
+            key_field = pk_field if ids else number_field
+            if key_field is None:
+                raise
+        keys = [str(k) for k in (ids or numbers or [])]
+        self.log.warning("Kingdee %s outcome unknown; reading FForbidStatus of %d records before resending",
+                         op_number, len(keys))
+        fields = list(dict.fromkeys([key_field, pk_field or key_field, number_field, "FForbidStatus"]))
+        found = {str(r[key_field]): r for r in self.query(form_id, fields, in_filter(key_field, ids or keys))}
+        results: dict[int, RowResult] = {}
+        resend: list[int] = []
+        for i, key in enumerate(keys):
+            record = found.get(key)
+            if record is not None and record.get("FForbidStatus") == wanted:
+                record_id = record.get(pk_field) if pk_field else None
+                results[i] = RowResult(index=i, ok=True, id=int(record_id) if record_id is not None else None,
+                                       number=str(record.get(number_field)))
+            else:
+                resend.append(i)
+        if resend:
+            again = self.execute_operation(
+                form_id, op_number, numbers=None if ids else [keys[i] for i in resend],
+                ids=[int(ids[i]) for i in resend] if ids else None)
+            for j, result in enumerate(again):
+                results[resend[j]] = result.model_copy(update={"index": resend[j]})
+        return [results[i] for i in range(len(keys))]
 
     def view(self, form_id: str, number: str | None = None, id: int | None = None) -> dict:  # noqa: A002
         """View one record; returns the inner ``Result`` object (property names without ``F``)."""
@@ -581,34 +703,59 @@ class KingdeeHook(HttpHook):
         return reply["Result"]["Result"]
 
     def _query_pages(self, data: dict, limit: int) -> Iterator[list]:
+        """ExecuteBillQuery pages by ``StartRow``, tolerant of the server's row limit (see ``SAFE_QUERY_LIMIT``)."""
         start = int(data.get("StartRow") or 0)
+        top = int(data.get("TopRowCount") or 0)
+        limit = max(1, min(limit, self.query_limit or limit))
         while True:
-            reply = self.call("ExecuteBillQuery", {"data": {**data, "StartRow": start, "Limit": limit}})
-            status = response_status(reply)
-            if status is not None or not isinstance(reply, list):
-                raise error_from_status(status or {}, "ExecuteBillQuery")
+            try:
+                reply = self.call("ExecuteBillQuery", {"data": {**data, "StartRow": start, "Limit": limit}})
+                status = response_status(reply)
+                if status is not None or not isinstance(reply, list):
+                    raise error_from_status(status or {}, "ExecuteBillQuery")
+            except KingdeeError as exc:
+                if limit <= SAFE_QUERY_LIMIT or isinstance(exc, (KingdeeTransportError, KingdeeSessionLost)):
+                    raise
+                self.log.warning("Kingdee ExecuteBillQuery: Limit %d refused (%s); using %d from now on",
+                                 limit, exc, SAFE_QUERY_LIMIT)
+                self.query_limit = limit = SAFE_QUERY_LIMIT
+                continue
             yield reply
-            if len(reply) < limit:
+            got = len(reply)
+            start += got
+            if top and start >= top:
                 return
-            start += limit
+            if got < limit:
+                if got not in KNOWN_SERVER_LIMITS:
+                    return
+                self.log.warning("Kingdee ExecuteBillQuery: asked %d rows, got %d; taking %d as the server's limit",
+                                 limit, got, got)
+                self.query_limit = limit = got
 
-    def query(self, form_id: str, field_keys: list[str] | str, filter_string: str = "", **options: Any) -> list[dict]:
-        """ExecuteBillQuery, all pages; each 2-D row becomes a dict keyed by the field keys.
+    def query_pages(
+        self, form_id: str, field_keys: list[str] | str, filter_string: str = "", **options: Any
+    ) -> Iterator[list[dict]]:
+        """ExecuteBillQuery page by page; each 2-D row becomes a dict keyed by the field keys.
 
         :param form_id: e.g. ``BD_STOCK``
         :param field_keys: list or comma-separated text (``FStockId,FNumber,FUseOrgId.FNumber``)
-        :param filter_string: SQL-like FilterString
-        :param options: ``OrderString``, ``TopRowCount``, ``Limit`` (page size), ``StartRow``
+        :param filter_string: SQL-like FilterString (:mod:`jikeyun_kingdee.kingdee_filters`)
+        :param options: ``OrderString``, ``TopRowCount``, ``Limit`` (rows a page, default 2000), ``StartRow``
         """
         keys = [k.strip() for k in field_keys.split(",")] if isinstance(field_keys, str) else list(field_keys)
-        limit = int(options.pop("Limit", QUERY_PAGE_LIMIT))
+        limit = int(options.pop("Limit", SAFE_QUERY_LIMIT))
         data = {"FormId": form_id, "FieldKeys": ",".join(keys), "FilterString": filter_string,
                 "OrderString": "", "TopRowCount": 0, **options}
-        return [dict(zip(keys, row)) for page in self._query_pages(data, limit) for row in page]
+        for page in self._query_pages(data, limit):
+            yield [dict(zip(keys, row, strict=False)) for row in page]
+
+    def query(self, form_id: str, field_keys: list[str] | str, filter_string: str = "", **options: Any) -> list[dict]:
+        """ExecuteBillQuery, all pages (:meth:`query_pages`) as one list."""
+        return [row for page in self.query_pages(form_id, field_keys, filter_string, **options) for row in page]
 
     def organisation_exists(self, number: str) -> bool:
         """Whether an organisation (ORG_Organizations) with this number exists."""
-        return bool(self.query("ORG_Organizations", ["FOrgID", "FNumber"], f"FNumber = {sql_literal(number)}"))
+        return bool(self.query("ORG_Organizations", ["FOrgID", "FNumber"], equals_filter("FNumber", number)))
 
     def form_exists(self, form_id: str) -> bool:
         """Whether the business object (form) is known to the server.

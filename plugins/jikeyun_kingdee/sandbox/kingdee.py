@@ -1,7 +1,12 @@
-"""Kingdee K3Cloud WebAPI sandbox: login flows, header signature, BD_STOCK storage, BatchSave and ExecuteBillQuery.
+"""Kingdee K3Cloud WebAPI sandbox: login flows, header signature, BD_STOCK storage, BatchSave, Submit/Audit,
+ExcuteOperation Forbid/Enable and ExecuteBillQuery.
 
-Follows ``/work/shared/reference/kingdee-webapi.md``. Where the reference is unsure (partial BatchSave flags, Save on
-an audited record, exact message texts) the sandbox behaves as the reference recommends and is configurable.
+Where the published protocol is unsure, the sandbox does what the evidence suggests and lets a test choose
+otherwise (see :class:`KingdeeSandbox`): partial BatchSave results, Save on an audited record, what
+``IsAutoSubmitAndAudit`` does on an update, whether a server knows that flag at all, whether ``NeedReturnData``
+echoes the asked fields, and what happens to an ExecuteBillQuery ``Limit`` above the server's row limit. Message
+texts follow captured real answers where there are any; the others (marked "wording not verified") are the
+sandbox's own.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from jikeyun_kingdee.hooks.kingdee import signature_headers
@@ -39,6 +45,10 @@ POSITIONAL = {
     "BillQuery": ("data",),
     "ExcuteOperation": ("formid", "opnumber", "data"),
 }
+WRITE_STAGES = ("save", "submit", "audit", "unaudit", "forbid", "enable", "delete")  # where fail_rows can strike
+AUTO_AUDIT_MODES = ("transaction", "ignore")  # creates with IsAutoSubmitAndAudit: honoured, or flag unknown
+AUTO_AUDIT_ON_UPDATE = ("refuse", "transaction", "ignore")
+OVER_LIMIT = ("refuse", "truncate")  # ExecuteBillQuery with Limit above the server's row limit
 STOCK_PROPERTIES = {"1", "2", "3", "4", "5"}  # 普通, 车间, 供应商, 客户, 第三方仓储
 STOCK_FIELDS = ("FStockId", "FNumber", "FName", "FStockProperty", "FAllowMinusQty", "FCreateOrgId", "FUseOrgId",
                 "FDescription", "FDocumentStatus", "FForbidStatus")
@@ -140,6 +150,18 @@ class KingdeeSandbox(SandboxServer):
     :param session_max_requests: a session expires after this many requests (None = never)
     :param session_idle_seconds: a session expires after this idle time (None = never)
     :param reject_save_on_audited: Save on an audited (C) record fails with MsgCode 11 (undocumented upstream)
+    :param auto_audit: what ``IsAutoSubmitAndAudit`` does on creates. ``transaction`` (the former doc text): save,
+        submit and audit in one transaction, a row whose submit or audit fails is not saved and comes back as a row
+        error; ``ignore``: a server that does not know the flag saves the row and leaves it created (A)
+    :param auto_audit_on_update: the flag on an update (a save with the primary key). A client comment says it
+        must not be true on updates, the doc says nothing: ``refuse`` answers a row error (default), ``transaction``
+        saves, submits and audits as on creates, ``ignore`` saves and leaves the status alone
+    :param echo_return_fields: answer ``NeedReturnFields`` with ``NeedReturnData`` (one entry per saved row)
+    :param query_limit: the most rows one ExecuteBillQuery returns (the older doc: 2000, today's: 10000)
+    :param query_over_limit: a ``Limit`` above ``query_limit`` is refused (MsgCode 8, as older servers do) or the
+        page is cut to ``query_limit`` silently (``truncate``)
+    :param row_latency: seconds added per row written (BatchSave/Save models, Submit/Audit/UnAudit/Forbid/Enable
+        records), on top of the per-call ``faults.latency``; for benchmarks
     """
 
     name = "kingdee"
@@ -156,6 +178,12 @@ class KingdeeSandbox(SandboxServer):
         session_max_requests: int | None = None,
         session_idle_seconds: float | None = None,
         reject_save_on_audited: bool = True,
+        auto_audit: str = "transaction",
+        auto_audit_on_update: str = "refuse",
+        echo_return_fields: bool = True,
+        query_limit: int = 2000,
+        query_over_limit: str = "refuse",
+        row_latency: float = 0.0,
         lcid: int = 2052,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -166,13 +194,19 @@ class KingdeeSandbox(SandboxServer):
         self.session_max_requests = session_max_requests
         self.session_idle_seconds = session_idle_seconds
         self.reject_save_on_audited = reject_save_on_audited
-        self.rows_per_call: list[tuple[str, int]] = []
         self._lock = threading.RLock()
+        self.auto_audit, self.auto_audit_on_update = auto_audit, auto_audit_on_update
+        self.echo_return_fields = echo_return_fields
+        self.query_limit, self.query_over_limit = query_limit, query_over_limit
+        self.row_latency = row_latency
+        self.configure(**self.configure())  # validates the choices above
+        self.rows_per_call: list[tuple[str, int]] = []  # (Save | BatchSave, models) per save call
+        self.rows_written: Counter[str] = Counter()  # rows sent to writes by operation (ExcuteOperation: Forbid …)
         self._sessions: dict[str, dict[str, float]] = {}
         self._ids = itertools.count(100001)
         self._stocks: dict[int, dict[str, Any]] = {}
         self._orgs: dict[str, int] = {}
-        self._failing_rows: dict[str, tuple[str, int | None]] = {}
+        self._failing_rows: dict[tuple[str, str], tuple[str, int | None]] = {}  # (stage, number) → (message, times)
         self._concurrent: list[dict] = []
         self._after_write: list[tuple[int | None, float]] = []
         self.set_organisations(list(organisations))
@@ -198,11 +232,61 @@ class KingdeeSandbox(SandboxServer):
         with self._lock:
             self._sessions.clear()
 
-    def fail_rows(self, numbers: list[str], message: str = "沙箱脚本：该行校验失败", times: int | None = 1) -> None:
-        """Rows with these FNumbers fail validation in the next ``times`` saves (None = until reset)."""
+    def fail_rows(
+        self, numbers: list[str], message: str = "沙箱脚本：该行校验失败", times: int | None = 1, stage: str = "save"
+    ) -> None:
+        """Rows with these FNumbers fail at ``stage`` the next ``times`` times (None = until reset).
+
+        ``save``: a validation error of the row (FieldName ``FNumber``). ``submit`` / ``audit``: the Submit or Audit
+        of the record fails (FieldName empty) — also inside a save with ``IsAutoSubmitAndAudit``, which then saves
+        nothing of that row. ``unaudit`` / ``forbid`` / ``enable``: that operation fails for the record.
+        """
+        if stage not in WRITE_STAGES:
+            raise ValueError(f"stage {stage!r} is not one of {WRITE_STAGES}")
         with self._lock:
             for number in numbers:
-                self._failing_rows[str(number)] = (message, times)
+                self._failing_rows[(stage, str(number))] = (message, times)
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change behaviour settings (the constructor's ``auto_audit`` … ``row_latency``); returns them all."""
+        choices = {"auto_audit": AUTO_AUDIT_MODES, "auto_audit_on_update": AUTO_AUDIT_ON_UPDATE,
+                   "query_over_limit": OVER_LIMIT}
+        kinds: dict[str, tuple[type, ...]] = {
+            "echo_return_fields": (bool,), "query_limit": (int,), "row_latency": (float, int),
+            "reject_save_on_audited": (bool,), "session_max_requests": (int, type(None)),
+            "session_idle_seconds": (float, int, type(None))}
+        with self._lock:
+            for name, value in settings.items():
+                if name in choices and value not in choices[name]:
+                    raise ValueError(f"{name} must be one of {choices[name]}, not {value!r}")
+                if name not in choices and name not in kinds:
+                    raise ValueError(f"unknown setting {name!r}; known: {sorted([*choices, *kinds])}")
+                if name in kinds and not isinstance(value, kinds[name]):
+                    raise ValueError(f"{name}: {value!r} is not {' or '.join(t.__name__ for t in kinds[name])}")
+                setattr(self, name, float(value) if name == "row_latency" else value)
+            return {name: getattr(self, name) for name in [*choices, *kinds]}
+
+    def edit_stocks(self, numbers: list[str], org: str | None = None, **changes: Any) -> int:
+        """Change stored records by hand (as a user in the Kingdee client would): e.g. ``FName``,
+        ``FDocumentStatus`` or ``FForbidStatus``; returns how many records changed."""
+        unknown = set(changes) - set(STOCK_FIELDS) | ({"FStockId"} & set(changes))
+        if unknown:
+            raise ValueError(f"cannot edit {sorted(unknown)}")
+        with self._lock:
+            records = [r for r in self._stocks.values() if r["FNumber"] in set(map(str, numbers))
+                       and (org is None or r["FUseOrgId"] == org)]
+            for record in records:
+                record.update({k: _truthy(v) if k == "FAllowMinusQty" else str(v) for k, v in changes.items()})
+            return len(records)
+
+    def delete_stocks(self, numbers: list[str], org: str | None = None) -> int:
+        """Delete stored records by hand, whatever their status; returns how many."""
+        with self._lock:
+            doomed = [i for i, r in self._stocks.items() if r["FNumber"] in set(map(str, numbers))
+                      and (org is None or r["FUseOrgId"] == org)]
+            for stock_id in doomed:
+                del self._stocks[stock_id]
+            return len(doomed)
 
     def add_stocks(self, rows: list[dict], *, status: str = "A", on_next_save: bool = False) -> list[int]:
         """Insert records directly (a concurrent writer); with ``on_next_save`` just before the next Save/BatchSave.
@@ -216,14 +300,16 @@ class KingdeeSandbox(SandboxServer):
             return [self._insert(dict(r), status) for r in rows]
 
     def fault_after_write(self, *, status: int | None = None, delay: float = 0.0, count: int = 1) -> None:
-        """The next ``count`` Save/BatchSave calls are applied, then answered late (``delay``) or with ``status``."""
+        """The next ``count`` Save/BatchSave/ExcuteOperation calls are applied, then answered late (``delay``) or
+        with ``status``."""
         with self._lock:
             self._after_write.extend([(status, float(delay))] * count)
 
     def reset_counts(self) -> None:
-        """Zero the call counters and ``rows_per_call``."""
+        """Zero the call counters, ``rows_per_call`` and ``rows_written``."""
         with self._lock:
             self.rows_per_call.clear()
+            self.rows_written.clear()
         with self._calls_lock:
             self.calls.clear()
 
@@ -244,6 +330,11 @@ class KingdeeSandbox(SandboxServer):
             "expire-sessions": self.expire_sessions,
             "count-sessions": self.count_sessions,
             "fail-rows": lambda: self.fail_rows(**payload),
+            "configure": lambda: self.configure(**payload),
+            "row-latency": lambda: self.configure(row_latency=float(payload["seconds"]))["row_latency"],
+            "edit-stocks": lambda: self.edit_stocks(**payload),
+            "delete-stocks": lambda: self.delete_stocks(**payload),
+            "rows-written": lambda: dict(self.rows_written),
             "add-stocks": lambda: self.add_stocks(**payload),
             "fault-after-write": lambda: self.fault_after_write(**payload),
             "organisations": lambda: self.set_organisations(payload["numbers"]),
@@ -264,7 +355,8 @@ class KingdeeSandbox(SandboxServer):
         try:
             params = self._parameters(operation, request.body)
         except (ValueError, TypeError) as exc:
-            return Reply(body=f"response_error:{json.dumps({'Message': f'请求数据格式错误: {exc}'}, ensure_ascii=False)}")
+            problem = json.dumps({"Message": f"请求数据格式错误: {exc}"}, ensure_ascii=False)
+            return Reply(body=f"response_error:{problem}")
         if match.group(1) == "authservice":
             return self._login(operation, params)
         session_id, cookies = self._session_for(request)
@@ -273,17 +365,38 @@ class KingdeeSandbox(SandboxServer):
                 return Reply(status=401, body="Fail to verify thirty passport")  # wrong AcctID; status unverified
             body = _failure(SESSION_LOST_MESSAGE, 1)
             return Reply(body=[[body]] if operation in ("ExecuteBillQuery", "BillQuery") else body, cookies=cookies)
+        written = 0
         try:
             with self._lock:
                 body = getattr(self, f"_op_{operation.lower()}")(params)
+                written = self._count_written(operation, params)
         except KingdeeFault as fault:
             body = _failure(str(fault), fault.msg_code, fault.field)
             if operation in ("ExecuteBillQuery", "BillQuery"):
                 body = [[body]]
+        if written and self.row_latency:
+            time.sleep(self.row_latency * written)
         reply = Reply(body=body, cookies=cookies)
-        if operation in ("Save", "BatchSave"):
+        if operation in ("Save", "BatchSave", "ExcuteOperation"):
             reply = self._after_write_fault(reply)
         return reply
+
+    def _count_written(self, operation: str, params: dict[str, Any]) -> int:
+        """Rows a write call touched (for ``rows_written`` and ``row_latency``); 0 for reads."""
+        data = params.get("data") or {}
+        if operation in ("Save", "BatchSave"):
+            models = data.get("model")
+            rows = len(models) if isinstance(models, list) else 1
+        elif operation in ("Submit", "Audit", "UnAudit", "Delete", "ExcuteOperation"):
+            ids, numbers = data.get("ids"), data.get("numbers")
+            keys = ids.split(",") if isinstance(ids, str) and ids.strip() else ids or numbers or []
+            rows = len(keys)
+        else:
+            return 0
+        if operation == "ExcuteOperation":
+            operation = str(params.get("opnumber") or "").capitalize()
+        self.rows_written[operation] += rows
+        return rows
 
     def _after_write_fault(self, reply: Reply) -> Reply:
         with self._lock:
@@ -306,7 +419,7 @@ class KingdeeSandbox(SandboxServer):
             if isinstance(positional, str):
                 positional = json.loads(positional)
             names = POSITIONAL.get(operation, ("formid", "data"))
-            params.update(zip(names, positional))
+            params.update(zip(names, positional, strict=False))
         if isinstance(params.get("data"), str):
             params["data"] = json.loads(params["data"]) if params["data"].strip() else {}
         if isinstance(params.get("data"), dict):
@@ -345,7 +458,7 @@ class KingdeeSandbox(SandboxServer):
         verdict = self._verify_signature(request)
         if verdict == "bad-acct":
             return None, None
-        if verdict == "ok":  # signed request without a live session: open one silently (EXP §1.5)
+        if verdict == "ok":  # signed request without a live session: open one silently, as observed on-premises
             sid, cookies = self._new_session()
             self._session_alive(sid)
             return sid, cookies
@@ -367,7 +480,7 @@ class KingdeeSandbox(SandboxServer):
             app_secret=self.app_secret, lcid=int(lcid) if lcid.isdigit() else 0, org_num=int(org_num or 0),
             timestamp=headers.get("x-api-timestamp", ""), nonce=headers.get("x-api-nonce", ""),
         )
-        # Timestamp skew is not checked: on-premises servers accept ±24 h (EXP); the public gateway would not.
+        # Timestamp skew is not checked: on-premises servers were seen to accept ±24 h; the public gateway would not.
         good = (username == self.username and headers.get("x-kd-appkey") == self.app_id
                 and all(hmac.compare_digest(headers.get(k.lower(), ""), expected[k])
                         for k in ("X-Kd-Signature", "X-Api-Signature", "X-Api-ClientID")))
@@ -401,7 +514,7 @@ class KingdeeSandbox(SandboxServer):
             raise KingdeeFault("表单标识为空", 5)
         known = {f.lower(): f for f in FORMS}
         if form.lower() not in known:
-            # Text as captured in EXP tests (reference §4.2); wording per version not verified.
+            # Text as captured from a production server (MsgCode 4); wording per version not verified.
             raise KingdeeFault(f"标识为“{form}”的业务对象不存在，或者被删除。", 4)
         form = known[form.lower()]
         if writable and form != "BD_STOCK":
@@ -425,15 +538,9 @@ class KingdeeSandbox(SandboxServer):
         """The first validation error of one model (as an Errors[] entry without DIndex), or None."""
         merged = {**(existing or {}), **model}
         number = str(merged.get("FNumber") or "")
-        scripted = self._failing_rows.get(number)
+        scripted = self._scripted_failure("save", number)
         if scripted:
-            message, times = scripted
-            if times is not None:
-                if times <= 1:
-                    del self._failing_rows[number]
-                else:
-                    self._failing_rows[number] = (message, times - 1)
-            return _error(message, field="FNumber")
+            return _error(scripted, field="FNumber")
         if existing is None and model.get("FStockId") not in (None, 0, "0", ""):
             return _error(f"内码为{model.get('FStockId')}的仓库不存在", field="FStockId")
         if existing is not None and existing["FDocumentStatus"] == "C" and self.reject_save_on_audited:
@@ -457,6 +564,27 @@ class KingdeeSandbox(SandboxServer):
             return _error(f"违反字段唯一性要求：编码唯一。[{number}]在当前系统中已经被使用。", field="FNumber")
         return None
 
+    def _scripted_failure(self, stage: str, number: str) -> str | None:
+        """The message of a scripted failure of ``number`` at ``stage`` (consuming one of its times), or None."""
+        scripted = self._failing_rows.get((stage, number))
+        if not scripted:
+            return None
+        message, times = scripted
+        if times is not None:
+            if times <= 1:
+                del self._failing_rows[(stage, number)]
+            else:
+                self._failing_rows[(stage, number)] = (message, times - 1)
+        return message
+
+    def _approval_failure(self, number: str) -> str | None:
+        """Inside a save with IsAutoSubmitAndAudit: the message of a failing submit or audit (wording not verified)."""
+        for stage, label in (("submit", "提交"), ("audit", "审核")):
+            message = self._scripted_failure(stage, number)
+            if message:
+                return f"{label}失败：{message}"
+        return None
+
     def _save_models(self, params: dict[str, Any], operation: str) -> tuple[list[dict], list[dict]]:
         self._form(params)
         data = params.get("data") or {}
@@ -469,7 +597,7 @@ class KingdeeSandbox(SandboxServer):
             self._insert(row, row.pop("FDocumentStatus", "A"))
         self._concurrent.clear()
         update_fields = data.get("needupdatefields") or []
-        auto_audit = _truthy(data.get("isautosubmitandaudit", False))
+        flag = _truthy(data.get("isautosubmitandaudit", False))
         successes, errors, batch_numbers = [], [], {}
         for index, model in enumerate(models):
             model = {k: v for k, v in (model or {}).items()}
@@ -478,11 +606,17 @@ class KingdeeSandbox(SandboxServer):
             if existing is not None and update_fields:
                 model = {k: v for k, v in model.items() if k in update_fields or k == "FStockId"}
             error = self._validate(model, existing, batch_numbers)
+            mode = (self.auto_audit if existing is None else self.auto_audit_on_update) if flag else "ignore"
+            if error is None and mode == "refuse":
+                error = _error("更新时不能启用IsAutoSubmitAndAudit（沙箱：措辞未经核实）")
+            if error is None and mode == "transaction":  # save, submit and audit commit or roll back together
+                failed = self._approval_failure(str({**(existing or {}), **model}.get("FNumber") or ""))
+                error = _error(failed) if failed else None
             if error is not None:
                 errors.append(error | {"DIndex": index})
                 continue
             if existing is None:
-                stock_id = self._insert(model, "C" if auto_audit else "A")
+                stock_id = self._insert(model, "C" if mode == "transaction" else "A")
             else:
                 stock_id = existing["FStockId"]
                 for key, value in model.items():
@@ -490,24 +624,32 @@ class KingdeeSandbox(SandboxServer):
                         existing[key] = _ref_number(value)
                     elif key == "FAllowMinusQty":
                         existing[key] = _truthy(value)
-                    elif key in STOCK_FIELDS and key != "FStockId":
+                    elif key in STOCK_FIELDS and key not in ("FStockId", "FDocumentStatus", "FForbidStatus"):
                         existing[key] = str(value)
-                if auto_audit:
+                if mode == "transaction":
                     existing["FDocumentStatus"] = "C"
             record = self._stocks[stock_id]
             batch_numbers[(record["FNumber"], record["FUseOrgId"])] = index
             successes.append({"Id": stock_id, "Number": record["FNumber"], "DIndex": index})
         return successes, errors
 
+    def _return_data(self, params: dict[str, Any], successes: list[dict]) -> list[dict]:
+        """``NeedReturnData``: the asked ``NeedReturnFields`` of each saved row (``{}`` each when not asked)."""
+        fields = (params.get("data") or {}).get("needreturnfields") or []
+        if not self.echo_return_fields or not fields:
+            return [{} for _ in successes]
+        known = {k.lower(): k for k in STOCK_FIELDS}
+        return [{f: self._stocks[s["Id"]].get(known.get(str(f).lower(), ""), None) for f in fields} for s in successes]
+
     def _op_batchsave(self, params: dict[str, Any]) -> dict:
         successes, errors = self._save_models(params, "BatchSave")
-        return {"Result": {**_status(errors, successes), "NeedReturnData": [{} for _ in successes]}}
+        return {"Result": {**_status(errors, successes), "NeedReturnData": self._return_data(params, successes)}}
 
     def _op_save(self, params: dict[str, Any]) -> dict:
         successes, errors = self._save_models(params, "Save")
         first = successes[0] if successes else {"Id": "", "Number": ""}
         return {"Result": {**_status(errors, successes), "Id": first["Id"], "Number": first["Number"],
-                           "NeedReturnData": [{}]}}
+                           "NeedReturnData": self._return_data(params, successes) or [{}]}}
 
     def _targets(self, params: dict[str, Any]) -> list[tuple[str, dict | None]]:
         """(key as requested, record or None) for ``Ids`` (comma text or list) or ``Numbers``."""
@@ -520,16 +662,31 @@ class KingdeeSandbox(SandboxServer):
         numbers = [str(n) for n in data.get("numbers") or []]
         if not numbers:
             raise KingdeeFault("data数据包中的参数Numbers或Ids的值不能为空。", 8)
-        by_number = {r["FNumber"]: r for r in self._stocks.values()}  # numbers are ambiguous across orgs
+        # A number is unique per use organisation only: ``UseOrgId`` (its internal id, or here also its number)
+        # narrows the search; without it the sandbox takes the first record with the number.
+        org = str(data.get("useorgid") or "")
+        by_number: dict[str, dict] = {}
+        for _, record in sorted(self._stocks.items()):
+            if not org or org in (record["FUseOrgId"], str(self._orgs.get(record["FUseOrgId"]))):
+                by_number.setdefault(record["FNumber"], record)
         return [(n, by_number.get(n)) for n in numbers]
 
-    def _transition(self, params: dict[str, Any], allowed: dict[str, str], verb: str, field: str) -> dict:
+    def _transition(self, params: dict[str, Any], allowed: dict[str, str], stage: str, field: str,
+                    refusals: dict[str, str]) -> dict:
+        """Move ``field`` of each target record along ``allowed``; a row error per record that cannot move.
+
+        :param refusals: status → the message's tail when a record in that status cannot move
+        """
         successes, errors = [], []
         for index, (key, record) in enumerate(self._targets(params)):
             if record is None:
                 errors.append(_error(f"单据“{key}”不存在或已被删除", index=index))
+                continue
+            scripted = self._scripted_failure(stage, record["FNumber"])
+            if scripted:
+                errors.append(_error(scripted, index=index))
             elif record[field] not in allowed:
-                state = {"C": "单据已经审核！", "B": "单据已经提交！"}.get(record[field], f"当前状态不允许{verb}。")
+                state = refusals.get(record[field], "当前状态不允许此操作。")
                 errors.append(_error(f"编码为“{record['FNumber']}”的仓库，{state}", index=index))
             else:
                 record[field] = allowed[record[field]]
@@ -537,23 +694,28 @@ class KingdeeSandbox(SandboxServer):
         return {"Result": _status(errors, successes)}
 
     def _op_submit(self, params: dict[str, Any]) -> dict:
-        return self._transition(params, {"Z": "B", "A": "B", "D": "B"}, "提交", "FDocumentStatus")
+        return self._transition(params, {"Z": "B", "A": "B", "D": "B"}, "submit", "FDocumentStatus",
+                                {"C": "单据已经审核！", "B": "单据已经提交！"})
 
     def _op_audit(self, params: dict[str, Any]) -> dict:
-        return self._transition(params, {"B": "C"}, "审核", "FDocumentStatus")
+        return self._transition(params, {"B": "C"}, "audit", "FDocumentStatus",
+                                {"C": "单据已经审核！", "A": "单据未提交，不能审核。", "D": "单据未提交，不能审核。"})
 
     def _op_unaudit(self, params: dict[str, Any]) -> dict:
-        return self._transition(params, {"C": "D"}, "反审核", "FDocumentStatus")
+        return self._transition(params, {"C": "D"}, "unaudit", "FDocumentStatus", {})
 
     def _op_excuteoperation(self, params: dict[str, Any]) -> dict:
+        """Forbid (禁用, FForbidStatus A → B) and Enable (反禁用, B → A); refusal texts: wording not verified."""
         op = str(params.get("opnumber") or "").lower()
-        if op not in ("forbid", "enable"):
-            raise KingdeeFault(f"操作标识“{params.get('opnumber')}”不存在（沙箱仅支持Forbid/Enable）", 3)
-        allowed = {"A": "B"} if op == "forbid" else {"B": "A"}
-        return self._transition(params, allowed, "禁用" if op == "forbid" else "反禁用", "FForbidStatus")
+        if op == "forbid":
+            return self._transition(params, {"A": "B"}, "forbid", "FForbidStatus", {"B": "数据已禁用，不能重复禁用。"})
+        if op == "enable":
+            return self._transition(params, {"B": "A"}, "enable", "FForbidStatus", {"A": "数据未禁用，不能反禁用。"})
+        raise KingdeeFault(f"操作标识“{params.get('opnumber')}”不存在（沙箱仅支持Forbid/Enable）", 3)
 
     def _op_delete(self, params: dict[str, Any]) -> dict:
-        result = self._transition(params, {"Z": "X", "A": "X", "D": "X"}, "删除", "FDocumentStatus")
+        result = self._transition(params, {"Z": "X", "A": "X", "D": "X"}, "delete", "FDocumentStatus",
+                                  {"C": "单据已经审核，不能删除！", "B": "单据已经提交，不能删除！"})
         for stock_id in [i for i, r in self._stocks.items() if r["FDocumentStatus"] == "X"]:
             del self._stocks[stock_id]
         return result
@@ -605,7 +767,11 @@ class KingdeeSandbox(SandboxServer):
             rows.sort(key=lambda r: str(r[columns[order[0].lower()]]),
                       reverse=len(order) > 1 and order[1].lower() == "desc")
         start = int(data.get("startrow") or 0)
-        limit = min(int(data.get("limit") or 10000), 10000)
+        limit = int(data.get("limit") or 0) or self.query_limit  # no Limit: the server's row limit
+        if limit > self.query_limit:
+            if self.query_over_limit == "refuse":  # wording not verified
+                raise KingdeeFault(f"参数Limit的值不能超过{self.query_limit}。", 8)
+            limit = self.query_limit
         top = int(data.get("toprowcount") or 0)
         rows = rows[:top] if top else rows
         return [columns[k.lower()] for k in keys], rows[start:start + limit]
@@ -634,6 +800,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session-max-requests", type=int, default=None)
     parser.add_argument("--session-idle-seconds", type=float, default=None)
     parser.add_argument("--allow-save-on-audited", action="store_true", help="accept Save on audited records")
+    parser.add_argument("--auto-audit", choices=AUTO_AUDIT_MODES, default="transaction",
+                        help="IsAutoSubmitAndAudit on creates: one transaction, or a server that ignores the flag")
+    parser.add_argument("--auto-audit-on-update", choices=AUTO_AUDIT_ON_UPDATE, default="refuse")
+    parser.add_argument("--query-limit", type=int, default=2000, help="most rows one ExecuteBillQuery returns")
+    parser.add_argument("--query-over-limit", choices=OVER_LIMIT, default="refuse")
+    parser.add_argument("--row-latency", type=float, default=0.0, help="seconds added per row written")
 
 
 def build_server(args: argparse.Namespace) -> KingdeeSandbox:
@@ -642,5 +814,7 @@ def build_server(args: argparse.Namespace) -> KingdeeSandbox:
         acct_id=args.acct_id, username=args.username, password=args.password, app_id=args.app_id,
         app_secret=args.app_secret, organisations=[o for o in args.organisations.split(",") if o],
         session_max_requests=args.session_max_requests, session_idle_seconds=args.session_idle_seconds,
-        reject_save_on_audited=not args.allow_save_on_audited,
+        reject_save_on_audited=not args.allow_save_on_audited, auto_audit=args.auto_audit,
+        auto_audit_on_update=args.auto_audit_on_update, query_limit=args.query_limit,
+        query_over_limit=args.query_over_limit, row_latency=args.row_latency,
     )
