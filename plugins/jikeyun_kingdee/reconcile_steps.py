@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jikeyun_kingdee import pipeline
-from jikeyun_kingdee.hooks.kingdee import in_filter, sql_literal
+from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
 from jikeyun_kingdee.reconcile import Finding, Tally, classify, compared_columns, number_of, query_fields
 from jikeyun_kingdee.scheme import Scheme
 from jikeyun_kingdee.staging import ObjectStoragePath, fresh_folder, read_ndjson, write_ndjson
@@ -53,11 +53,11 @@ def _fields(scheme: Scheme) -> list[str]:
 
 def needs_audit(scheme: Scheme) -> bool:
     """Whether the scheme approves what it writes, so every active record must be audited."""
-    return scheme.target.submit_and_audit
+    return scheme.target.approval != "none"
 
 
 def _organisation_filter(scheme: Scheme) -> str:
-    return f"FUseOrgId.FNumber = {sql_literal(scheme.target.organisation)}"
+    return equals_filter("FUseOrgId.FNumber", scheme.target.organisation)
 
 
 # -- reading ----------------------------------------------------------------------------------------------------
@@ -87,13 +87,14 @@ def read_source(scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath) ->
     }
 
 
-def query_target(scheme: Scheme, hook: KingdeeHook, where: str) -> list[dict[str, Any]]:
-    """ExecuteBillQuery of the compared fields, ``where`` within the scheme's organisation, in pages of the
-    target's ``lookup_limit`` (ordered by primary key, so pages do not shift while records are added)."""
+def query_target(scheme: Scheme, hook: KingdeeHook, where: str) -> Iterator[dict[str, Any]]:
+    """ExecuteBillQuery of the compared fields, ``where`` within the scheme's organisation, read page by page of
+    the target's ``lookup_limit`` rows (ordered by primary key, so pages do not shift while records are added)."""
     target = scheme.target
-    return hook.query(target.form_id, _fields(scheme), f"{where} and {_organisation_filter(scheme)}" if where
-                      else _organisation_filter(scheme), OrderString=f"{target.pk_field} ASC",
-                      Limit=target.lookup_limit)
+    organisation = _organisation_filter(scheme)
+    for page in hook.query_pages(target.form_id, _fields(scheme), f"{where} and {organisation}" if where
+                                 else organisation, OrderString=f"{target.pk_field} ASC", Limit=target.lookup_limit):
+        yield from page
 
 
 @pipeline.timed
@@ -251,7 +252,7 @@ def _still_differ(scheme: Scheme, hook: KingdeeHook, compared: dict[str, Any], s
     spec = scheme.target
     columns, audit = _columns(scheme), needs_audit(scheme)
     items = (item for item in _read_all(c["items"] for c in compared["repair_chunks"]) if item["key"] not in skip)
-    for group in chunked(items, NUMBERS_PER_LOOKUP):
+    for group in chunked(items, min(NUMBERS_PER_LOOKUP, spec.lookup_limit)):
         numbers = [number_of(item["row"], spec.number_field) or str(item["key"]) for item in group]
         found = {number_of(row, spec.number_field): row
                  for row in query_target(scheme, hook, in_filter(spec.number_field, sorted(set(numbers))))}
