@@ -1,7 +1,8 @@
 """Airflow wiring: one DAG per scheme file, built from :mod:`jikeyun_kingdee.pipeline` steps.
 
-``check_target → extract → transform → filter → load (mapped over load chunks) → report``. The run's data interval is
-the incremental window; a run with the ``full_resync`` param, or a manual run without a data interval, reads every
+``extract → transform → filter → check_target → load_chunks → load (mapped over load chunks) → report``: the target
+is checked once, after filter, and only when there is something to write. The run's data interval is the
+incremental window; a run with the ``full_resync`` param, or a manual run without a data interval, reads every
 record instead. Nothing here touches the network or a database at parse time.
 """
 
@@ -9,19 +10,26 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from jikeyun_kingdee import pipeline
-from jikeyun_kingdee.alerting import deadline_alert, failure_callbacks, notify_rejects, sla_miss_callback
+from jikeyun_kingdee.alerting import (
+    AlertingConfig,
+    deadline_alert,
+    failure_callbacks,
+    notify_rejects,
+    sla_miss_callback,
+)
 from jikeyun_kingdee.compat import (
     AIRFLOW_V3,
     DAG,
     AirflowFailException,
     CronDataIntervalTimetable,
+    ObjectStoragePath,
     Param,
     get_current_context,
     task,
@@ -70,7 +78,7 @@ def _no_retry_on_fatal() -> Iterator[None]:
         raise
 
 
-def run_window(context: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+def run_window(context: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
     """The window a run reads: its data interval, or ``(None, None)`` (everything) for a full resync or a run
     without a data interval (e.g. triggered manually with ``logical_date: null``).
 
@@ -84,9 +92,11 @@ def run_window(context: dict[str, Any]) -> tuple[datetime | None, datetime | Non
     return start, end
 
 
-def _folder(scheme: Scheme, context: dict[str, Any]):
-    start, end = run_window(context)
-    return run_folder(staging_base(), scheme.dag_id, context["run_id"], start, end)
+def run_staging_folder(scheme: Scheme, context: Mapping[str, Any] | None = None) -> ObjectStoragePath:
+    """The staging folder of the current run (``<base>/<dag_id>/<window>/<run_id>``), every task's the same."""
+    current: Mapping[str, Any] = context if context is not None else get_current_context()
+    start, end = run_window(current)
+    return run_folder(staging_base(), scheme.dag_id, current["run_id"], start, end)
 
 
 def _skip_rejects_alert(callbacks: list[Callable[..., Any]]) -> Callable[[dict[str, Any]], None]:
@@ -101,15 +111,9 @@ def _skip_rejects_alert(callbacks: list[Callable[..., Any]]) -> Callable[[dict[s
     return on_failure
 
 
-def build_dag(scheme: Scheme) -> DAG:
-    """The DAG ``jikeyun_kingdee_<scheme name>``."""
-    from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
-    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
-    from jikeyun_kingdee.ledger import SyncLedger
-
-    alerting = scheme.alerting
-    on_failure = failure_callbacks(alerting)
-    default_args: dict[str, Any] = {
+def default_args(scheme: Scheme, on_failure: list[Callable[..., Any]]) -> dict[str, Any]:
+    """The tasks' owner, retries and failure alert, from the scheme."""
+    return {
         "owner": scheme.owner,
         "retries": scheme.retries,
         "retry_delay": timedelta(seconds=scheme.retry_delay_seconds),
@@ -117,17 +121,132 @@ def build_dag(scheme: Scheme) -> DAG:
         "max_retry_delay": timedelta(seconds=scheme.max_retry_delay_seconds),
         "on_failure_callback": on_failure,
     }
-    dag_kwargs: dict[str, Any] = {}
-    report_sla: dict[str, Any] = {}
-    if AIRFLOW_V3:
-        if (deadline := deadline_alert(alerting)) is not None:
-            dag_kwargs["deadline"] = deadline
-    elif (on_sla_miss := sla_miss_callback(alerting)) is not None:
-        # Airflow 2: the deadline is the SLA of the run's last task (mapped tasks take no SLA)
-        dag_kwargs["sla_miss_callback"] = on_sla_miss
-        report_sla["sla"] = timedelta(minutes=alerting.deadline_minutes)
-    source, target = scheme.source, scheme.target
 
+
+def deadline_wiring(alerting: AlertingConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scheme's deadline: ``(DAG arguments, arguments of the run's last task)``.
+
+    Airflow 3: a Deadline Alert of the DAG. Airflow 2: the SLA of the run's last task (mapped tasks take no SLA) and
+    the DAG's ``sla_miss_callback``.
+    """
+    if AIRFLOW_V3:
+        deadline = deadline_alert(alerting)
+        return ({"deadline": deadline} if deadline is not None else {}), {}
+    on_sla_miss = sla_miss_callback(alerting)
+    if on_sla_miss is None or alerting.deadline_minutes is None:
+        return {}, {}
+    return {"sla_miss_callback": on_sla_miss}, {"sla": timedelta(minutes=alerting.deadline_minutes)}
+
+
+# -- task bodies: what each task of the sync DAG does, given its scheme ----------------------------------------
+
+
+def extract_window(scheme: Scheme) -> dict[str, Any]:
+    """Read the run's window (or everything) from the source and stage it."""
+    from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
+
+    context = get_current_context()
+    start, end = run_window(context)
+    log.info("window: %s → %s", start or "(everything)", end or "")
+    with _no_retry_on_fatal():
+        return pipeline.extract(scheme, JikeyunHook(scheme.source.connection), run_staging_folder(scheme, context),
+                                start, end)
+
+
+def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any]:
+    """The target check, once per run; skipped without any Kingdee call when filter staged nothing to write."""
+    if not filtered["chunks"]:
+        log.info("check_target: nothing to write, the target is not checked")
+        return {"skipped": True, "calls": {}}
+    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+
+    with _no_retry_on_fatal():
+        return pipeline.check_target(scheme, KingdeeHook(scheme.target.connection))
+
+
+def load_staged_chunk(scheme: Scheme, chunk: dict[str, Any]) -> dict[str, Any]:
+    """Apply one load chunk to the target, through the scheme's ledger."""
+    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+    from jikeyun_kingdee.ledger import SyncLedger
+
+    context = get_current_context()
+    ledger = SyncLedger(scheme.name)
+    try:
+        with _no_retry_on_fatal():
+            return pipeline.load_chunk(scheme, KingdeeHook(scheme.target.connection), ledger,
+                                       run_staging_folder(scheme, context), chunk, context["run_id"])
+    finally:
+        ledger.dispose()
+
+
+def report_run(scheme: Scheme, manifests: dict[str, dict[str, Any]], loaded: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's summary; rejected records fail the run (after the rejected-records alert), naming them.
+
+    :param manifests: what ``check_target``, ``extract``, ``transform`` and ``filter`` returned, by task id.
+    """
+    context = get_current_context()
+    summary = pipeline.summarise(manifests["extract"], manifests["transform"], manifests["filter"], loaded,
+                                 manifests["check_target"])
+    log.info("run summary of %s: %s", scheme.dag_id, summary)
+    if summary["rejected"]:
+        counts = {k: v for k, v in summary.items() if isinstance(v, int)}
+        notify_rejects(context, scheme.alerting, counts=counts, rejected=summary["rejected_keys"])
+        raise RejectedRecords(
+            f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
+            f"(reasons in the staged rejects and load results of run {context['run_id']})"
+        )
+    return summary
+
+
+def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_args: dict[str, Any]) -> None:
+    """``extract → transform → filter → check_target → load_chunks → load[mapped] → report``."""
+
+    @task(task_id="extract")
+    def extract() -> dict[str, Any]:
+        return extract_window(scheme)
+
+    @task(task_id="transform")
+    def transform(extracted: dict[str, Any]) -> dict[str, Any]:
+        return pipeline.transform(scheme, run_staging_folder(scheme), extracted)
+
+    @task(task_id="filter")
+    def filter_rows(transformed: dict[str, Any]) -> dict[str, Any]:
+        return pipeline.filter_rows(scheme, run_staging_folder(scheme), transformed)
+
+    @task(task_id="check_target")
+    def check_target(filtered: dict[str, Any]) -> dict[str, Any]:
+        return check_target_once(scheme, filtered)
+
+    @task(task_id="load_chunks")
+    def load_chunks(filtered: dict[str, Any]) -> list[dict[str, Any]]:
+        """The chunks the load maps over (Airflow maps only over a whole return value)."""
+        return filtered["chunks"]
+
+    @task(task_id="load", max_active_tis_per_dagrun=4)
+    def load(chunk: dict[str, Any]) -> dict[str, Any]:
+        return load_staged_chunk(scheme, chunk)
+
+    @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure),
+          **report_args)
+    def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
+               filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:
+        manifests = {"check_target": checked, "extract": extracted, "transform": transformed, "filter": filtered}
+        return report_run(scheme, manifests, list(loaded[:]) if loaded is not None else [])  # one XCom read
+
+    extracted = extract()
+    transformed = transform(extracted)
+    filtered = filter_rows(transformed)
+    checked = check_target(filtered)
+    chunks = load_chunks(filtered)
+    checked >> chunks
+    report(checked, extracted, transformed, filtered, load.expand(chunk=chunks))
+
+
+def build_dag(scheme: Scheme) -> DAG:
+    """The sync DAG ``jikeyun_kingdee_<scheme name>``."""
+    source, target = scheme.source, scheme.target
+    on_failure = failure_callbacks(scheme.alerting)
+    dag_args, report_args = deadline_wiring(scheme.alerting)
     with DAG(
         dag_id=scheme.dag_id,
         description=(scheme.description or f"{source.method} → {target.form_id} ({target.organisation})")[:200],
@@ -136,7 +255,7 @@ def build_dag(scheme: Scheme) -> DAG:
         catchup=scheme.catchup,
         max_active_runs=1,  # windows are applied one at a time, in order
         tags=sorted({"jikeyun-kingdee", *scheme.tags}),
-        default_args=default_args,
+        default_args=default_args(scheme, on_failure),
         params={
             "full_resync": Param(
                 False, type="boolean", title="Full resync",
@@ -145,70 +264,9 @@ def build_dag(scheme: Scheme) -> DAG:
         },
         doc_md=__doc__,
         render_template_as_native_obj=True,
-        **dag_kwargs,
+        **dag_args,
     ) as dag:
-
-        @task(task_id="check_target")
-        def check_target() -> dict[str, Any]:
-            with _no_retry_on_fatal():
-                return pipeline.check_target(scheme, KingdeeHook(target.connection))
-
-        @task(task_id="extract")
-        def extract() -> dict[str, Any]:
-            context = get_current_context()
-            start, end = run_window(context)
-            log.info("window: %s → %s", start or "(everything)", end or "")
-            with _no_retry_on_fatal():
-                return pipeline.extract(scheme, JikeyunHook(source.connection), _folder(scheme, context), start, end)
-
-        @task(task_id="transform")
-        def transform(extracted: dict[str, Any]) -> dict[str, Any]:
-            return pipeline.transform(scheme, _folder(scheme, get_current_context()), extracted)
-
-        @task(task_id="filter")
-        def filter_rows(transformed: dict[str, Any]) -> dict[str, Any]:
-            return pipeline.filter_rows(scheme, _folder(scheme, get_current_context()), transformed)
-
-        @task(task_id="load_chunks")
-        def load_chunks(filtered: dict[str, Any]) -> list[dict[str, Any]]:
-            """The chunks the load maps over (Airflow maps only over a whole return value)."""
-            return filtered["chunks"]
-
-        @task(task_id="load", max_active_tis_per_dagrun=4)
-        def load(chunk: dict[str, Any]) -> dict[str, Any]:
-            context = get_current_context()
-            ledger = SyncLedger(scheme.name)
-            try:
-                with _no_retry_on_fatal():
-                    return pipeline.load_chunk(scheme, KingdeeHook(target.connection), ledger,
-                                               _folder(scheme, context), chunk, context["run_id"])
-            finally:
-                ledger.dispose()
-
-        @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure),
-              **report_sla)
-        def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
-                   filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:
-            context = get_current_context()
-            manifests = list(loaded[:]) if loaded is not None else []  # one XCom read for every mapped load
-            summary = pipeline.summarise(extracted, transformed, filtered, manifests, checked)
-            log.info("run summary of %s: %s", scheme.dag_id, summary)
-            if summary["rejected"]:
-                counts = {k: v for k, v in summary.items() if isinstance(v, int)}
-                notify_rejects(context, alerting, counts=counts, rejected=summary["rejected_keys"])
-                raise RejectedRecords(
-                    f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
-                    f"(reasons in the staged rejects and load results of run {context['run_id']})"
-                )
-            return summary
-
-        checked = check_target()
-        extracted = extract()
-        transformed = transform(extracted)
-        filtered = filter_rows(transformed)
-        loaded = load.expand(chunk=load_chunks(filtered))
-        checked >> extracted
-        report(checked, extracted, transformed, filtered, loaded)
+        _sync_tasks(scheme, on_failure, report_args)
     return dag
 
 

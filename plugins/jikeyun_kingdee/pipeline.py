@@ -1,35 +1,39 @@
-"""The steps of one run: extract → transform → filter → load → report, over staged files.
+"""The steps of one run: extract → transform → filter → check target → load → report, over staged files.
 
 Each step reads what the previous one staged, writes below its own folder of the run (cleared first, so a rerun
 replaces its own files) and returns a small JSON manifest for XCom. Steps take hooks and the ledger as arguments and
-know nothing of Airflow's wiring (that is :mod:`jikeyun_kingdee.dag_factory`).
+know nothing of Airflow's wiring (that is :mod:`jikeyun_kingdee.dag_factory`). No step holds all of a run's
+records in memory: they stream from file to file (filter de-duplicates in a SQLite file of its temp folder).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
 from jikeyun_kingdee.ledger import Applied, row_hash
-from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time, to_epoch_ms
 from jikeyun_kingdee.scheme import Scheme, validation_message
-from jikeyun_kingdee.staging import ObjectStoragePath, fresh_folder, read_ndjson, write_ndjson
-from jikeyun_kingdee.transform import (
-    MappingError,
-    check_required,
-    chunked,
-    latest_per_key,
-    matches,
-    plan_chunks,
-    render_row,
+from jikeyun_kingdee.staging import (
+    LatestByKey,
+    ObjectStoragePath,
+    encode,
+    fresh_folder,
+    ndjson_writer,
+    read_ndjson,
+    write_lines,
+    write_ndjson,
 )
+from jikeyun_kingdee.transform import chunked, rows_per_load_chunk, staged_state, transform_record
 from jikeyun_kingdee.upsert import upsert
 
 if TYPE_CHECKING:
@@ -39,8 +43,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECORD_MODELS = {"warehouse": Warehouse}
 STAGED_PAGE_RECORDS = 1000  # records per staged file of extract and transform
+LOGGED_REJECTS = 20  # rejects named one by one in the task log (all of them are in the staged rejects file)
+REPORTED_REJECTS = 200  # rejected keys named in the run's summary (XCom) and alert
+
+
+def target_pool(scheme: Scheme) -> str:
+    """The Airflow pool of the scheme's target: ``jikeyun_kingdee_<form>_<organisation>``, lower case, characters
+    other than letters, digits and ``_`` replaced by ``_``. Every load into that form and organisation runs in it."""
+    target = scheme.target
+    return re.sub(r"[^a-z0-9_]", "_", f"jikeyun_kingdee_{target.form_id}_{target.organisation}".lower())
 
 
 class TargetNotReady(RuntimeError):
@@ -130,82 +142,70 @@ def extract(
     }
 
 
-def transform_record(scheme: Scheme, raw: dict[str, Any]) -> dict[str, Any]:
-    """One source record → ``{"key", "modified", "source", "row"}``.
-
-    :raises ValueError: (ValidationError, MappingError) naming the field.
-    """
-    source, target = scheme.source, scheme.target
-    model = RECORD_MODELS.get(source.record_model or "")
-    if model is not None:
-        model.model_validate(raw)
-    key = raw.get(source.id_field)
-    if key is None or str(key).strip() == "":
-        raise MappingError(f"{source.id_field}: id field is empty")
-    modified_field = source.window.modified_field if source.window else "gmtModified"
-    modified = to_epoch_ms(parse_jikeyun_time(raw.get(modified_field))) or 0
-    row = render_row(target.fields, raw)
-    check_required(row, target.required)
-    return {
-        "key": str(key).strip(),
-        "modified": modified,
-        "source": {name: raw.get(name) for name in source.condition_fields},
-        "row": row,
-    }
-
-
 @timed
 def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, Any]) -> dict[str, Any]:
-    """Map every staged record to a target row; a record that fails goes to ``rejects.ndjson`` with its id and reason."""
+    """Map every staged record to an item (:func:`~jikeyun_kingdee.transform.transform_record`); a record that
+    fails goes to ``rejects.ndjson`` with its id (or its position in the run) and the reason."""
     out = fresh_folder(folder / "transform")
-    rejects: list[dict[str, Any]] = []
+    rejects = out / "rejects.ndjson"
+    rejected = 0
+    with ndjson_writer(rejects) as write_reject:
 
-    def items() -> Iterator[dict[str, Any]]:
-        for position, raw in enumerate(_read_parts(extracted["pages"])):
-            try:
-                yield transform_record(scheme, raw)
-            except (ValueError, TypeError) as exc:
-                key = raw.get(scheme.source.id_field) or raw.get("warehouseId") or f"record #{position}"
-                reason = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
-                rejects.append({"key": str(key), "step": "transform", "reason": reason})
+        def items() -> Iterator[dict[str, Any]]:
+            nonlocal rejected
+            for position, raw in enumerate(_read_parts(extracted["pages"])):
+                try:
+                    yield transform_record(scheme, raw)
+                except (ValueError, TypeError) as exc:
+                    key = str(raw.get(scheme.source.id_field) or "").strip() or f"record #{position}"
+                    reason = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
+                    write_reject({"key": key, "step": "transform", "reason": reason})
+                    rejected += 1
+                    if rejected <= LOGGED_REJECTS:
+                        log.warning("transform rejected %s: %s", key, reason)
 
-    parts, count = _write_parts(out, "part", items())
-    write_ndjson(out / "rejects.ndjson", rejects)
-    for reject in rejects:
-        log.warning("transform rejected %s: %s", reject["key"], reject["reason"])
-    return {"parts": parts, "items": count, "rejected": len(rejects), "rejects": str(out / "rejects.ndjson")}
+        parts, count = _write_parts(out, "part", items())
+    if rejected > LOGGED_REJECTS:
+        log.warning("transform rejected %d records in all (every one in %s)", rejected, rejects)
+    return {"parts": parts, "items": count, "rejected": rejected, "rejects": str(rejects)}
 
 
 @timed
 def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str, Any]) -> dict[str, Any]:
-    """Apply the condition, de-duplicate by id keeping the latest, and stage batches grouped into load chunks."""
-    source, target = scheme.source, scheme.target
+    """Keep the latest item per key, classify it, and stage what load is to apply in load chunks.
+
+    De-duplication by key (latest ``modified`` wins, ties: the one read last) runs over the whole run on local disk
+    (:class:`~jikeyun_kingdee.staging.LatestByKey`), before the condition: only a record's latest version decides
+    whether it is written, forbidden or filtered out (:func:`~jikeyun_kingdee.transform.staged_state`). Staged items
+    are ``{"key", "modified", "row", "state"}``, in first-read order, ``rows_per_chunk`` per chunk file (more when
+    ``max_load_chunks`` would be exceeded).
+    """
+    source = scheme.source
     out = fresh_folder(folder / "filter")
-    total = 0
-    kept = []
-    for item in _read_parts(transformed["parts"]):
-        total += 1
-        if matches(source.condition, item["source"]):
-            kept.append({"key": item["key"], "modified": item["modified"], "row": item["row"]})
-    filtered_out = total - len(kept)
-    duplicates = 0
-    if source.deduplicate:
-        kept, duplicates = latest_per_key(kept)
-    batches = []
-    for number, batch in enumerate(chunked(kept, target.rows_per_batch)):
-        path = out / f"batch-{number:05d}.ndjson"
-        write_ndjson(path, batch)
-        batches.append(str(path))
-    chunks = [
-        {"chunk": i, "batches": [batches[b] for b in members]}
-        for i, members in enumerate(plan_chunks(len(batches), scheme.max_load_chunks))
-    ]
-    log.info("filter: %d in, %d filtered out, %d duplicates, %d rows in %d batches, %d load chunks",
-             total, filtered_out, duplicates, len(kept), len(batches), len(chunks))
-    return {
-        "chunks": chunks,
-        "counts": {"in": total, "filtered_out": filtered_out, "duplicates": duplicates, "rows": len(kept), "batches": len(batches)},
-    }
+
+    def entries() -> Iterator[tuple[str, int, str | None, str | None]]:
+        for position, item in enumerate(_read_parts(transformed["parts"])):
+            state = staged_state(source.condition, scheme.lifecycle, item["source"])
+            staged = None if state is None else encode(
+                {"key": item["key"], "modified": item["modified"], "row": item["row"], "state": state})
+            yield (item["key"] if source.deduplicate else str(position)), item["modified"], state, staged
+
+    with LatestByKey() as latest:
+        total = latest.put(entries())
+        by_state = latest.counts()
+        filtered_out = by_state.pop(None, 0)
+        rows = sum(by_state.values())
+        per_chunk = rows_per_load_chunk(rows, scheme.rows_per_chunk, scheme.max_load_chunks)
+        staged = latest.items()
+        chunks = []
+        for number in range(math.ceil(rows / per_chunk)):
+            path = out / f"chunk-{number:05d}.ndjson"
+            chunks.append({"chunk": number, "items": str(path), "rows": write_lines(path, islice(staged, per_chunk))})
+    counts = {"in": total, "filtered_out": filtered_out, "duplicates": total - filtered_out - rows, "rows": rows,
+              "retire": rows - by_state.get("active", 0), "chunks": len(chunks)}
+    log.info("filter: %(in)d in, %(filtered_out)d filtered out, %(duplicates)d duplicates, %(rows)d rows "
+             "(%(retire)d to forbid) in %(chunks)d load chunks", counts)
+    return {"chunks": chunks, "counts": counts}
 
 
 def _chunk_items(chunk: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -300,16 +300,21 @@ def summarise(
     extracted: dict[str, Any], transformed: dict[str, Any], filtered: dict[str, Any],
     loaded: Iterable[dict[str, Any]], checked: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Totals of a run; ``rejected_keys`` lists every rejected record (transform and load)."""
+    """Totals of a run; ``rejected_keys`` names the first :data:`REPORTED_REJECTS` rejected records (transform and
+    load), ``rejected`` counts them all."""
     loaded = [manifest for manifest in loaded if manifest]
     outcomes: Counter[str] = Counter()
     calls: Counter[str] = Counter(extracted.get("calls", {}))
     calls.update((checked or {}).get("calls", {}))
-    rejected = [r["key"] for r in read_ndjson(transformed["rejects"])]
     for manifest in loaded:
         outcomes.update(manifest["counts"])
         calls.update(manifest["calls"])
-        rejected.extend(r["key"] for r in read_ndjson(manifest["results"]) if r["status"] == "rejected")
+    rejected_keys: list[str] = []
+    rejected = 0
+    for key in _rejected_keys(transformed, loaded):
+        rejected += 1
+        if rejected <= REPORTED_REJECTS:
+            rejected_keys.append(key)
     counts = filtered["counts"]
     load_seconds = [manifest.get("seconds", 0.0) for manifest in loaded]
     timings = {
@@ -324,7 +329,7 @@ def summarise(
         "filtered_out": counts["filtered_out"],
         "duplicates_dropped": counts["duplicates"],
         "rows": counts["rows"],
-        "batches": counts["batches"],
+        "retire": counts["retire"],
         "load_chunks": len(loaded),
         "created": outcomes.get("created", 0),
         "updated": outcomes.get("updated", 0),
@@ -333,8 +338,8 @@ def summarise(
         "enabled": outcomes.get("enabled", 0),  # those whose fields changed are in "updated" as well
         "absent": outcomes.get("absent", 0),
         "stale_skipped": outcomes.get("stale", 0),
-        "rejected": len(rejected),
-        "rejected_keys": rejected[:200],
+        "rejected": rejected,
+        "rejected_keys": rejected_keys,
         "api_calls": dict(sorted(calls.items())),
         "api_calls_total": sum(calls.values()),
         "http_retries": extracted.get("retries", 0),
@@ -342,7 +347,7 @@ def summarise(
     }
 
 
-def target_pool(scheme: Scheme) -> str:
-    """The Airflow pool of the scheme's target (form and organisation): sync loads take one slot of it, the
-    reconcile's repair all of them, so the two never write the same records at the same time."""
-    return f"jikeyun_kingdee_{scheme.target.form_id}_{scheme.target.organisation}".lower()
+def _rejected_keys(transformed: dict[str, Any], loaded: Iterable[dict[str, Any]]) -> Iterator[str]:
+    yield from (reject["key"] for reject in read_ndjson(transformed["rejects"]))
+    for manifest in loaded:
+        yield from (result["key"] for result in read_ndjson(manifest["results"]) if result["status"] == "rejected")

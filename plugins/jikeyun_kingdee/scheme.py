@@ -11,6 +11,9 @@ Two file forms give the same :class:`Scheme`:
   "target": <target block>, ...}`` with the two blocks exactly as the platform exported them (``request`` field
   lists, ``{{LAST_SYNC_TIME|datetime}}`` / ``{{CURRENT_TIME|datetime}}``, ``condition`` arrays with ``eqv2``-style
   operators, ``operation.rows``); see :func:`scheme_from_platform`.
+
+What happens to records that are blocked up or deleted at the source is the scheme's ``lifecycle:`` (forbid them in
+the target, or ignore them); without it every record is ``active`` and only the condition decides.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jikeyun_kingdee.alerting import AlertingConfig
+from jikeyun_kingdee.records import Warehouse
 
 REFERENCE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_.]*)\}$")
 PLATFORM_VARIABLE = re.compile(r"^\{\{\s*([A-Z_]+)\s*(?:\|\s*([a-z]+)\s*)?\}\}$")
+
+# Source-record models a scheme may name as ``source.record_model``: each record is validated into it in transform.
+RECORD_MODELS: dict[str, type[BaseModel]] = {"warehouse": Warehouse}
 
 # List keys of Jikeyun query APIs (jikeyun-open-api.md §5); the platform's metadata does not name them.
 JIKEYUN_LIST_KEYS = {
@@ -86,12 +93,51 @@ class SourceSpec(_Model):
     bizcontent: dict[str, Any] = {}
     id_field: str = Field(min_length=1)
     deduplicate: bool = True
-    record_model: Literal["warehouse"] | None = None
+    record_model: str | None = None  # a key of RECORD_MODELS
     condition: list[list[Comparison]] = []  # OR of ANDs; empty keeps every record
+
+    @field_validator("record_model")
+    @classmethod
+    def _known_record_model(cls, value: str | None) -> str | None:
+        if value is not None and value not in RECORD_MODELS:
+            raise ValueError(f"unknown record model {value!r}; known: {', '.join(sorted(RECORD_MODELS))}")
+        return value
+
+    @property
+    def record_type(self) -> type[BaseModel] | None:
+        """The record model every source record is validated into, if the scheme names one."""
+        return RECORD_MODELS[self.record_model] if self.record_model else None
+
+    @property
+    def modified_field(self) -> str:
+        """The record field holding its modification time (the window's, else Jikeyun's ``gmtModified``)."""
+        return self.window.modified_field if self.window else "gmtModified"
 
     @property
     def condition_fields(self) -> list[str]:
         return sorted({c.field for group in self.condition for c in group})
+
+
+class Lifecycle(_Model):
+    """What becomes of source records that are blocked up or deleted.
+
+    A record is ``deleted`` when its deleted field is truthy (1, "1", true), else ``blocked`` when its blocked field
+    is, else ``active``. ``forbid`` stages the record so that load forbids it in the target (禁用) where it exists
+    (and never creates it); ``ignore`` drops it in filter, as the condition would.
+    """
+
+    blocked_field: str = Field("isBlockup", min_length=1)
+    deleted_field: str = Field("isDelete", min_length=1)
+    on_blocked: Literal["forbid", "ignore"] = "ignore"
+    on_deleted: Literal["forbid", "ignore"] = "ignore"
+
+    @property
+    def fields(self) -> list[str]:
+        return [self.blocked_field, self.deleted_field]
+
+    @property
+    def forbids(self) -> bool:
+        return "forbid" in (self.on_blocked, self.on_deleted)
 
 
 class TargetSpec(_Model):
@@ -192,10 +238,12 @@ class Scheme(_Model):
     retry_exponential_backoff: bool = True
     max_retry_delay_seconds: int = Field(1800, ge=0)
     max_load_chunks: int = Field(64, ge=1, le=1024)
+    rows_per_chunk: int = Field(2000, ge=1)  # rows per mapped load task; grows when max_load_chunks would be exceeded
     alerting: AlertingConfig = AlertingConfig()
     reconcile: ReconcileSpec = ReconcileSpec()
     source: SourceSpec
     target: TargetSpec
+    lifecycle: Lifecycle | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -221,6 +269,15 @@ class Scheme(_Model):
             object.__setattr__(self, "start_date", pendulum.instance(self.start_date, tz=self.timezone))
         return self
 
+    @model_validator(mode="after")
+    def _lifecycle_sees_what_it_forbids(self) -> Scheme:
+        if self.lifecycle is not None and self.lifecycle.forbids and not self.source.include_blocked_and_deleted:
+            raise ValueError(
+                "lifecycle: 'forbid' needs source.include_blocked_and_deleted: true "
+                "(otherwise the API never returns blocked-up or deleted records)"
+            )
+        return self
+
     @property
     def dag_id(self) -> str:
         return f"jikeyun_kingdee_{self.name}"
@@ -228,6 +285,11 @@ class Scheme(_Model):
     @property
     def reconcile_dag_id(self) -> str:
         return f"jikeyun_kingdee_{self.name}_reconcile"
+
+    @property
+    def filter_fields(self) -> list[str]:
+        """The source fields filter reads: the condition's and the lifecycle's."""
+        return sorted({*self.source.condition_fields, *(self.lifecycle.fields if self.lifecycle else [])})
 
 
 def _strings(value: Any) -> list[str]:
@@ -244,8 +306,9 @@ def validation_message(error: ValidationError) -> str:
     """``field.path: message; …`` of every error in a pydantic ValidationError (no input values)."""
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        parts.append(f"{where}: {item['msg']}")
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")  # our validators' messages name their own field
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
@@ -286,9 +349,20 @@ def scheme_from_platform(*, source: dict[str, Any], target: dict[str, Any], form
     :param source: the platform's source block (``api``, ``id``, ``idCheck``, ``request``, ``condition``, ...).
     :param target: the platform's target block (``api``, ``request``, ``operation``).
     :param form_id: the Kingdee form the target writes (the platform kept it outside the block).
-    :param scheme: the other :class:`Scheme` fields (name, start_date, owner, ...).
+    :param scheme: the other :class:`Scheme` fields (name, start_date, owner, ``lifecycle``, ...).
+
+    The platform has no lifecycle: it only ever dropped blocked-up records by its condition, and never forbade
+    anything in the target. Its ``condition_bk`` is a disabled alternative of ``condition`` (the same ``isBlockup``
+    test, compared case-insensitively), not a lifecycle rule, so it is neither applied nor mapped. A platform file
+    gets a lifecycle only from a top-level ``"lifecycle"`` object (the YAML's form); ``forbid`` then needs the
+    request field ``includeDeleteAndBlockup`` = 1, else the API never returns what is to be forbidden.
     """
-    return Scheme.model_validate({**scheme, "source": _platform_source(source), "target": _platform_target(target, form_id)})
+    spec = _platform_source(source)
+    lifecycle = scheme.get("lifecycle") or {}
+    forbids = isinstance(lifecycle, dict) and "forbid" in (lifecycle.get("on_blocked"), lifecycle.get("on_deleted"))
+    if forbids and not spec["include_blocked_and_deleted"]:
+        _fail("lifecycle", "'forbid' needs the source request field includeDeleteAndBlockup with value 1")
+    return Scheme.model_validate({**scheme, "source": spec, "target": _platform_target(target, form_id)})
 
 
 def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
@@ -335,7 +409,7 @@ def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
     spec["bizcontent"] = bizcontent
     # The platform sent no includeDeleteAndBlockup, so the API left deleted and blocked-up records out.
     spec["include_blocked_and_deleted"] = _truthy(bizcontent.pop("includeDeleteAndBlockup", 0))
-    # ``condition_bk`` is the platform's disabled alternative: not applied.
+    # ``condition_bk`` is the platform's disabled alternative condition: not applied (see scheme_from_platform).
     spec["condition"] = [
         [_platform_comparison(c, f"source.condition[{i}][{j}]") for j, c in enumerate(group)]
         for i, group in enumerate(block.get("condition", []))

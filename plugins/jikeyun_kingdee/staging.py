@@ -2,6 +2,9 @@
 
 Layout: ``<base>/<dag_id>/<window>/<run_id>/<step>/<part>.ndjson``. Each step writes only below its own folder and
 clears it first, so a rerun of a task replaces exactly its own files. XCom carries only the manifests (paths, counts).
+
+:class:`LatestByKey` is a task's local scratch (a SQLite file in the temp folder), not staging: it keeps the latest
+item per key without holding the items in memory.
 """
 
 from __future__ import annotations
@@ -9,13 +12,20 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from itertools import islice
+from types import TracebackType
 from typing import Any
 
 from jikeyun_kingdee.compat import ObjectStoragePath, conf
 
 UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+LINES_PER_WRITE = 500
+BYTES_PER_READ = 1 << 20
 
 
 def staging_base() -> ObjectStoragePath:
@@ -46,20 +56,103 @@ def fresh_folder(folder: ObjectStoragePath) -> ObjectStoragePath:
     return folder
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def encode(record: dict[str, Any]) -> str:
+    """One record as one NDJSON line's text (without the newline)."""
+    return _ENCODER.encode(record)
+
+
+@contextmanager
+def ndjson_writer(path: ObjectStoragePath) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Write records to ``path`` one at a time, as they come: ``with ndjson_writer(path) as write: write(record)``."""
+    with path.open("w", encoding="utf-8") as out:
+        yield lambda record: out.write(encode(record) + "\n")
+
+
 def write_ndjson(path: ObjectStoragePath, records: Iterable[dict[str, Any]]) -> int:
     """Write one JSON object a line (UTF-8); return how many."""
+    return write_lines(path, (encode(record) for record in records))
+
+
+def write_lines(path: ObjectStoragePath, lines: Iterable[str]) -> int:
+    """Write NDJSON lines that are already encoded (:func:`encode`); return how many.
+
+    Lines go out in blocks of :data:`LINES_PER_WRITE`: every call on an ``ObjectStoragePath`` file passes Airflow's
+    lineage tracking, which costs more than encoding a line.
+    """
     count = 0
+    remaining = iter(lines)
     with path.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str))
-            out.write("\n")
-            count += 1
+        while block := list(islice(remaining, LINES_PER_WRITE)):
+            out.write("\n".join(block) + "\n")
+            count += len(block)
     return count
 
 
 def read_ndjson(path: ObjectStoragePath | str) -> Iterator[dict[str, Any]]:
+    """The records of an NDJSON file, read in blocks of about :data:`BYTES_PER_READ` (Airflow 2's file wrapper is
+    not iterable, and a call per line would pass the lineage tracking each time)."""
     path = ObjectStoragePath(path) if isinstance(path, str) else path
     with path.open("r", encoding="utf-8") as lines:
-        for line in iter(lines.readline, ""):  # Airflow 2's file wrapper is not iterable
-            if line.strip():
-                yield json.loads(line)
+        while block := lines.readlines(BYTES_PER_READ):
+            for line in block:
+                if line.strip():
+                    yield json.loads(line)
+
+
+class LatestByKey:
+    """The latest item per key (greatest ``modified``; ties: the one put last), on local disk, not in memory.
+
+    A SQLite file in a fresh temp folder (``tempfile``), removed on :meth:`close`. Items are JSON texts; an item may be
+    ``None`` (the key is known, its latest version is not wanted). Read back in the order keys were first put.
+    """
+
+    def __init__(self) -> None:
+        self._scratch = tempfile.TemporaryDirectory(prefix="jikeyun-kingdee-")
+        self._db = sqlite3.connect(os.path.join(self._scratch.name, "latest.db"))
+        self._db.executescript(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+            "CREATE TABLE latest (key TEXT PRIMARY KEY, modified INTEGER NOT NULL, label TEXT, item TEXT);"
+        )
+
+    def put(self, entries: Iterable[tuple[str, int, str | None, str | None]]) -> int:
+        """Put ``(key, modified, label, item)`` entries, read lazily; return how many were put."""
+        count = 0
+
+        def counted() -> Iterator[tuple[str, int, str | None, str | None]]:
+            nonlocal count
+            for entry in entries:
+                count += 1
+                yield entry
+
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO latest (key, modified, label, item) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET modified = excluded.modified, label = excluded.label, "
+                "item = excluded.item WHERE excluded.modified >= latest.modified",
+                counted(),
+            )
+        return count
+
+    def counts(self) -> dict[str | None, int]:
+        """Keys per label of their latest item."""
+        return dict(self._db.execute("SELECT label, count(*) FROM latest GROUP BY label").fetchall())
+
+    def items(self) -> Iterator[str]:
+        """The latest items that are not ``None``, in first-put order of their keys."""
+        for (item,) in self._db.execute("SELECT item FROM latest WHERE item IS NOT NULL ORDER BY rowid"):
+            yield item
+
+    def close(self) -> None:
+        self._db.close()
+        self._scratch.cleanup()
+
+    def __enter__(self) -> LatestByKey:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()

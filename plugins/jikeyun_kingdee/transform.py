@@ -1,15 +1,26 @@
-"""Pure functions of the pipeline: mapping, conditions, de-duplication, batching. No I/O, no Airflow."""
+"""Pure functions of the pipeline: one record to one item, conditions, lifecycle states, chunk sizes. No I/O, no
+Airflow."""
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from jikeyun_kingdee.scheme import REFERENCE, Comparison
+from jikeyun_kingdee.records import parse_jikeyun_time, to_epoch_ms
+from jikeyun_kingdee.scheme import REFERENCE, Comparison, Lifecycle
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from jikeyun_kingdee.scheme import Scheme
 
 T = TypeVar("T")
+State = Literal["active", "blocked", "deleted"]
 
 
 class MappingError(ValueError):
@@ -55,13 +66,22 @@ def _loose(value: Any) -> str:
     """Canonical text for loose comparison: 0, 0.0, "0" and "0.00" are equal; True is "true"."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):  # the common case (Jikeyun's 0/1 flags), without a Decimal
+        return str(value)
+    if value is None:
+        return ""
+    return _loose_text(str(value))
+
+
+@functools.lru_cache(maxsize=4096)  # conditions compare few distinct texts ("0", "1") over and over
+def _loose_text(text: str) -> str:
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(text.strip())
         if number.is_finite():
             return format(number.normalize(), "f") if number != 0 else "0"
     except (InvalidOperation, ValueError):
         pass
-    return "" if value is None else str(value).strip()
+    return text.strip()
 
 
 def _number(value: Any) -> Decimal | None:
@@ -98,19 +118,78 @@ def matches(condition: Sequence[Sequence[Comparison]], record: dict[str, Any]) -
     return any(all(holds(c, record) for c in group) for group in condition)
 
 
-def latest_per_key(items: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Keep one item per ``key``: the one with the latest ``modified`` (ties: the one seen last).
+def lifecycle_state(lifecycle: Lifecycle | None, record: dict[str, Any]) -> State:
+    """``deleted`` when the deleted field is truthy (1, "1", true), else ``blocked`` when the blocked field is, else
+    ``active``; without a lifecycle every record is ``active``."""
+    if lifecycle is None:
+        return "active"
+    if _truthy(record.get(lifecycle.deleted_field)):
+        return "deleted"
+    if _truthy(record.get(lifecycle.blocked_field)):
+        return "blocked"
+    return "active"
 
-    :return: the kept items in first-seen key order, and how many were dropped.
+
+def staged_state(
+    condition: Sequence[Sequence[Comparison]], lifecycle: Lifecycle | None, record: dict[str, Any]
+) -> State | None:
+    """The state filter stages a record in, or ``None`` when the record is filtered out.
+
+    An active record is staged when it matches the condition; a blocked or deleted one when the lifecycle says
+    ``forbid`` for its state (whatever the condition says: it is there to be forbidden, not written).
     """
-    kept: dict[str, dict[str, Any]] = {}
-    seen = 0
-    for item in items:
-        seen += 1
-        current = kept.get(item["key"])
-        if current is None or item["modified"] >= current["modified"]:
-            kept[item["key"]] = item
-    return list(kept.values()), seen - len(kept)
+    state = lifecycle_state(lifecycle, record)
+    if state == "active":
+        return state if matches(condition, record) else None
+    if lifecycle is None:  # cannot happen: only a lifecycle gives other states
+        return None
+    action = lifecycle.on_deleted if state == "deleted" else lifecycle.on_blocked
+    return state if action == "forbid" else None
+
+
+def _truthy(value: Any) -> bool:
+    return _loose(value).casefold() in ("1", "true")
+
+
+def transform_record(scheme: Scheme, raw: dict[str, Any]) -> dict[str, Any]:
+    """One source record → the staged item ``{"key", "modified", "source", "row"}``.
+
+    ``modified`` is the record's modification time in epoch ms, parsed once: by the scheme's record model when it
+    has one (the record is validated into it), else from the raw field; ``source`` holds the fields filter reads
+    (the condition's and the lifecycle's).
+
+    :raises ValueError: (ValidationError, MappingError) naming the field.
+    """
+    source, target = scheme.source, scheme.target
+    model = source.record_type
+    if model is None:
+        modified = parse_jikeyun_time(raw.get(source.modified_field))
+    else:
+        modified = _modified_of(model.model_validate(raw), source.modified_field)
+    key = raw.get(source.id_field)
+    if key is None or str(key).strip() == "":
+        raise MappingError(f"{source.id_field}: id field is empty")
+    row = render_row(target.fields, raw)
+    check_required(row, target.required)
+    return {
+        "key": str(key).strip(),
+        "modified": to_epoch_ms(modified) or 0,
+        "source": {name: raw.get(name) for name in scheme.filter_fields},
+        "row": row,
+    }
+
+
+def _modified_of(record: BaseModel, field: str) -> datetime | None:
+    """The validated record's modification time: its model field of that alias, already parsed (or, when the model
+    has no such field, the kept extra value, parsed here)."""
+    name = _attribute_of(type(record), field)
+    value = getattr(record, name) if name else (record.model_extra or {}).get(field)
+    return value if isinstance(value, datetime) else parse_jikeyun_time(value)
+
+
+@functools.cache
+def _attribute_of(model: type[BaseModel], alias: str) -> str | None:
+    return next((name for name, info in model.model_fields.items() if alias in (name, info.alias)), None)
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -120,15 +199,6 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def plan_chunks(batch_count: int, max_chunks: int) -> list[list[int]]:
-    """Group batch numbers into at most ``max_chunks`` load chunks of consecutive batches, sizes differing by ≤ 1."""
-    if batch_count <= 0:
-        return []
-    chunks = min(batch_count, max_chunks)
-    per, extra = divmod(batch_count, chunks)
-    plan, start = [], 0
-    for i in range(chunks):
-        size = per + (1 if i < extra else 0)
-        plan.append(list(range(start, start + size)))
-        start += size
-    return plan
+def rows_per_load_chunk(rows: int, rows_per_chunk: int, max_chunks: int) -> int:
+    """Rows per load chunk: the scheme's ``rows_per_chunk``, more when that would need more than ``max_chunks``."""
+    return max(rows_per_chunk, math.ceil(rows / max_chunks))

@@ -43,7 +43,14 @@ def test_warehouse_dag_shape(dagbag) -> None:
     assert expression == "0 * * * *" and "Asia/Shanghai" in timezone
     assert dag.catchup is True
     assert set(dag.task_dict) == {"check_target", "extract", "transform", "filter", "load_chunks", "load", "report"}
-    assert dag.task_dict["extract"].upstream_task_ids == {"check_target"}
+    upstream = {task_id: task.upstream_task_ids for task_id, task in dag.task_dict.items()}
+    assert upstream["extract"] == set()
+    assert upstream["transform"] == {"extract"}
+    assert upstream["filter"] == {"transform"}
+    assert upstream["check_target"] == {"filter"}  # once per run, after filter: it knows whether anything is written
+    assert upstream["load_chunks"] == {"filter", "check_target"}
+    assert upstream["load"] == {"load_chunks"}
+    assert upstream["report"] == {"check_target", "extract", "transform", "filter", "load"}
     assert dag.params["full_resync"] is False
 
 

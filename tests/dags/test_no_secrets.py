@@ -55,6 +55,7 @@ def test_runs_with_faults_leak_no_secret(warehouse_dag, jikeyun, kingdee, stagin
             rows = conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall()  # noqa: S608 - fixed table names
             places[f"table {table}"] = "\n".join(repr(row) for row in rows)
     assert any("api_call system=jikeyun" in text for text in places.values())  # the scan does see the call logs
-    assert len([p for p in places if p.startswith(str(staging))]) > 10
+    staged = [Path(p) for p in places if p.startswith(str(staging))]
+    assert len(staged) >= 10 and {p.parent.name for p in staged} == {"extract", "transform", "filter", "load"}
     found = {place: leaks(text) for place, text in places.items() if leaks(text)}
     assert found == {}

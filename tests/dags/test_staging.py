@@ -53,14 +53,14 @@ def test_steps_stage_on_s3_and_a_rerun_replaces_its_files(jikeyun, s3_staging: s
     assert extracted["fetched"] == len(jikeyun.warehouses) == 1000
     transformed = pipeline.transform(SCHEME, folder, extracted)
     filtered = pipeline.filter_rows(SCHEME, folder, transformed)
-    rows = [item for chunk in filtered["chunks"] for path in chunk["batches"] for item in read_ndjson(path)]
+    rows = [item for chunk in filtered["chunks"] for item in read_ndjson(chunk["items"])]
     assert len(rows) == filtered["counts"]["rows"] == len({row["key"] for row in rows}) > 0
 
     s3 = boto3.client("s3", endpoint_url=s3_staging, region_name="us-east-1", aws_access_key_id="testing",
                       aws_secret_access_key="testing")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="jikeyun-kingdee/").get("Contents", [])]
     assert sum("/extract/page-" in key for key in keys) == len(extracted["pages"])
-    assert sum("/filter/batch-" in key for key in keys) == filtered["counts"]["batches"]
+    assert sum("/filter/chunk-" in key for key in keys) == filtered["counts"]["chunks"] == len(filtered["chunks"]) > 0
 
     # A rerun that reads nothing leaves no page of the first attempt behind.
     again = pipeline.extract(SCHEME, JikeyunHook(), folder, hour(100), hour(101))

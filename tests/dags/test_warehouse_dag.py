@@ -45,7 +45,9 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     first = summary(dr)
     assert first["fetched"] == len(jikeyun.warehouses)
     assert first["created"] == len(expected)
-    assert first["filtered_out"] == len(jikeyun.warehouses) - len(expected)
+    # The scheme forbids blocked-up and deleted warehouses: staged to retire, none filtered out.
+    assert first["retire"] == len(jikeyun.warehouses) - len(expected) > 0
+    assert first["filtered_out"] == 0
     assert first["api_calls"]["BatchSave"] == len(saves) and first["api_calls"]["erp.warehouse.get"] > 0
     assert set(first["seconds"]) >= {"extract", "transform", "filter", "load_total"} and first["seconds"]["extract"] > 0
 
@@ -60,10 +62,11 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     after = stock_names(kingdee)
     assert after["WH-NEW-0001"] == "新建测试仓"
     assert after[renamed] == "改名后的仓库"
-    assert after[blocked] == expected[blocked]  # blocked up: not written (the scheme keeps isBlockup == 0 only)
+    assert after[blocked] == expected[blocked]  # blocked up: not written (staged to be forbidden)
     assert len(after) == len(expected) + 1
     second = summary(dr)
-    assert (second["fetched"], second["filtered_out"], second["created"], second["updated"]) == (3, 1, 1, 1)
+    assert (second["fetched"], second["filtered_out"], second["created"], second["updated"]) == (3, 0, 1, 1)
+    assert second["retire"] == 1
 
     # The same window again: same target state, nothing written, no duplicate.
     batch_saves = kingdee.calls.get("BatchSave", 0)
@@ -95,11 +98,11 @@ def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, ki
     assert stock_names(kingdee)[code] == "第二版名称"
 
     def rerun_load(run) -> list[dict[str, Any]]:
-        """What clearing the run's (only) load chunk in the UI does: the load step again on the run's staged batches."""
+        """What clearing the run's (only) load chunk in the UI does: the load step again on the run's staged items."""
         folder = run_folder(staging_base(), DAG_ID, run.run_id, run.data_interval_start, run.data_interval_end)
-        batches = sorted(str(path) for path in (folder / "filter").glob("batch-*.ndjson"))
-        assert batches
-        manifest = load_chunk(scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "batches": batches}, run.run_id)
+        (items,) = sorted(str(path) for path in (folder / "filter").glob("chunk-*.ndjson"))
+        manifest = load_chunk(scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "items": items},
+                              run.run_id)
         return list(read_ndjson(manifest["results"]))
 
     # Rerunning the old run's load (its staged snapshot holds 第一版名称) must not win over the newer data.
@@ -136,6 +139,18 @@ def test_full_resync_and_an_hour_without_changes(warehouse_dag, jikeyun, kingdee
     assert (summary(dr)["fetched"], summary(dr)["load_chunks"]) == (0, 0)
 
 
+def test_an_empty_window_makes_one_jikeyun_call_and_no_kingdee_call(warehouse_dag, jikeyun, kingdee) -> None:
+    dr = run_dag_test(warehouse_dag, hour(9))  # nothing was modified in that hour
+    ti_states = states(dr)
+    assert dr.state == "success", ti_states
+    result = summary(dr)
+    assert result["api_calls"] == {"erp.warehouse.get": 1} and result["api_calls_total"] == 1
+    assert (result["fetched"], result["rows"], result["load_chunks"]) == (0, 0, 0)
+    assert return_value_of(dr, "check_target") == {"skipped": True, "calls": {}}
+    assert ti_states["check_target"] == ti_states["report"] == "success"
+    assert (dict(jikeyun.calls), sum(kingdee.calls.values())) == ({"erp.warehouse.get": 1}, 0)  # the servers agree
+
+
 def test_rejected_records_fail_the_run_naming_them_and_the_rest_is_loaded(warehouse_dag, jikeyun, kingdee) -> None:
     refused = sorted(active_names(jikeyun))[10]
     kingdee.fail_rows([refused], message="仓库名称包含非法字符")
@@ -158,7 +173,9 @@ def test_missing_organisation_stops_before_any_write(warehouse_dag, jikeyun, kin
     ti_states = states(dr)
     assert dr.state == "failed"
     assert ti_states["check_target"] == "failed"
-    assert ti_states["extract"] == "upstream_failed"
+    assert ti_states["filter"] == "success"  # the target is checked once filter knows there is something to write
+    assert ti_states["load_chunks"] == ti_states["report"] == "upstream_failed"
+    assert "load" not in ti_states or ti_states["load"] == "upstream_failed"
     assert kingdee.calls.get("BatchSave", 0) == 0 and kingdee.stocks() == []
     assert dr.get_task_instance("check_target").try_number == 1  # fatal: not retried
 

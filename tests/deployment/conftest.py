@@ -283,7 +283,8 @@ def write_schemes(folder: Path) -> None:
     """
     scheme = yaml.safe_load((REPO / "include" / "schemes" / "warehouse_I0134.yaml").read_text(encoding="utf-8"))
     scheme.update(start_date=next_hour().isoformat(), catchup=False, retries=2, retry_delay_seconds=5,
-                  retry_exponential_backoff=False, alerting={"on_failure": True, "on_rejects": True})
+                  retry_exponential_backoff=False, alerting={"on_failure": True, "on_rejects": True},
+                  rows_per_chunk=100)  # three load chunks of the 300 warehouses
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "warehouse_I0134.yaml").write_text(yaml.safe_dump(scheme, allow_unicode=True), encoding="utf-8")
     slow = dict(scheme, name="warehouse_I0134_deadline", retries=0,

@@ -84,7 +84,7 @@ def test_triggered_run_loads_every_active_warehouse(deployment: Deployment) -> N
 def test_backfill_over_three_windows_loads_each_window(deployment: Deployment) -> None:
     full_run = previous(deployment, "full_run")
     chunks = deployment.xcom(DAG_ID, full_run, "filter", key="chunks")
-    chunk_keys = [[item["key"] for path in chunk["batches"] for item in read_ndjson(path)] for chunk in chunks]
+    chunk_keys = [[item["key"] for item in read_ndjson(chunk["items"]) if item["state"] == "active"] for chunk in chunks]
     before = stock_names(deployment)
     # In each window: a warehouse of load chunk 1 renamed, one added, one of chunk 0 blocked up.
     renamed, blocked = chunk_keys[1][:3], chunk_keys[0][:3]
@@ -111,8 +111,9 @@ def test_backfill_over_three_windows_loads_each_window(deployment: Deployment) -
     for k, run in enumerate(runs):
         deployment.wait_for_run(DAG_ID, run["dag_run_id"])
         summary = deployment.xcom(DAG_ID, run["dag_run_id"], "report")
-        # exactly the window's three changes: one renamed, one new, one blocked (filtered out, not written)
-        assert (summary["fetched"], summary["filtered_out"], summary["created"], summary["updated"]) == (3, 1, 1, 1), k
+        # exactly the window's three changes: one renamed, one new, one blocked (staged to be forbidden, not written)
+        assert (summary["fetched"], summary["filtered_out"], summary["created"], summary["updated"]) == (3, 0, 1, 1), k
+        assert summary["retire"] == 1, k
 
     after = stock_names(deployment)
     for k in range(3):

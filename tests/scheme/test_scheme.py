@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-
-from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_from_platform
+from jikeyun_kingdee.scheme import (
+    Lifecycle,
+    Scheme,
+    SchemeError,
+    load_scheme,
+    scheme_from_platform,
+)
 from jikeyun_kingdee.transform import matches
 
 # The two blocks exactly as quoted in shared/seed/README.md (the hosted platform's metadata).
@@ -56,7 +61,7 @@ def test_shipped_yaml_scheme_describes_the_warehouse_flow(yaml_scheme: Scheme) -
 
 def test_platform_json_gives_the_same_scheme_as_the_yaml(yaml_scheme: Scheme) -> None:
     target = {**PLATFORM_TARGET, "request": [*PLATFORM_TARGET["request"], SUBMIT_AND_AUDIT]}
-    common = yaml_scheme.model_dump(exclude={"source", "target"})
+    common = yaml_scheme.model_dump(exclude={"source", "target", "lifecycle"})  # the platform has no lifecycle
     scheme = scheme_from_platform(source=PLATFORM_SOURCE, target=target, form_id="BD_STOCK", **common)
     # The platform let the API hide deleted and blocked-up warehouses; the YAML reads them and its condition drops
     # them (so they are counted). Same records kept:
@@ -68,6 +73,7 @@ def test_platform_json_gives_the_same_scheme_as_the_yaml(yaml_scheme: Scheme) ->
         assert (served_by_api and matches(scheme.source.condition, record)) == matches(yaml_scheme.source.condition, record)
     assert scheme.target.model_dump(exclude={"required"}) == yaml_scheme.target.model_dump(exclude={"required"})
     assert scheme.target.submit_and_audit is True
+    assert scheme.lifecycle is None and yaml_scheme.lifecycle is not None
 
 
 def test_platform_json_file_loads(tmp_path: Path) -> None:
@@ -113,3 +119,69 @@ def test_yaml_errors_name_file_and_field(tmp_path: Path, repo_root: Path) -> Non
     path.write_text(text.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus"), encoding="utf-8")
     with pytest.raises(SchemeError, match=r"bad\.yaml: timezone: .*Mars/Olympus"):
         load_scheme(path)
+
+
+def test_shipped_yaml_scheme_forbids_blocked_and_deleted_warehouses(yaml_scheme: Scheme) -> None:
+    assert yaml_scheme.lifecycle == Lifecycle(blocked_field="isBlockup", deleted_field="isDelete",
+                                              on_blocked="forbid", on_deleted="forbid")
+    assert yaml_scheme.source.include_blocked_and_deleted is True  # else the API would hide them
+    assert yaml_scheme.rows_per_chunk == 2000
+    assert yaml_scheme.filter_fields == ["isBlockup", "isDelete"]
+    assert yaml_scheme.source.record_type is not None and yaml_scheme.source.record_type.__name__ == "Warehouse"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("rows_per_chunk: 2000", "rows_per_chunk: 0", r"bad\.yaml: rows_per_chunk: .*greater than or equal to 1"),
+        ("on_blocked: forbid", "on_blocked: delete", r"bad\.yaml: lifecycle\.on_blocked: .*'forbid' or 'ignore'"),
+        ("deleted_field: isDelete", "deleted_field: ''", r"bad\.yaml: lifecycle\.deleted_field: "),
+        ("deleted_field: isDelete", "deleted_fields: isDelete", r"bad\.yaml: lifecycle\.deleted_fields: Extra inputs"),
+        ("include_blocked_and_deleted: true", "include_blocked_and_deleted: false",
+         r"bad\.yaml: lifecycle: 'forbid' needs source\.include_blocked_and_deleted: true"),
+        ("record_model: warehouse", "record_model: shop",
+         r"bad\.yaml: source\.record_model: unknown record model 'shop'; known: warehouse"),
+    ],
+)
+def test_lifecycle_and_chunk_errors_name_file_and_field(tmp_path: Path, repo_root: Path, old: str, new: str,
+                                                        expected: str) -> None:
+    text = (repo_root / "include" / "schemes" / "warehouse_I0134.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(SchemeError, match=expected):
+        load_scheme(path)
+
+
+def test_lifecycle_defaults_ignore_and_is_optional(tmp_path: Path, repo_root: Path) -> None:
+    text = (repo_root / "include" / "schemes" / "warehouse_I0134.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "plain.yaml"
+    path.write_text(text.replace("  on_blocked: forbid", "").replace("  on_deleted: forbid", ""), encoding="utf-8")
+    assert load_scheme(path).lifecycle == Lifecycle()
+    assert Lifecycle().on_blocked == Lifecycle().on_deleted == "ignore"
+    start = text.index("lifecycle:")
+    path.write_text(text[:start] + text[text.index("alerting:"):], encoding="utf-8")
+    scheme = load_scheme(path)
+    assert scheme.lifecycle is None and scheme.filter_fields == ["isBlockup", "isDelete"]  # the condition's
+
+
+def test_platform_json_maps_no_lifecycle_from_condition_bk_and_takes_an_explicit_one(tmp_path: Path) -> None:
+    """``condition_bk`` is a disabled alternative condition: neither applied nor read as a lifecycle."""
+    common = {"name": "warehouse_json", "form_id": "BD_STOCK", "start_date": "2026-11-01T00:00:00",
+              "target": PLATFORM_TARGET}
+    path = tmp_path / "warehouse_json.json"
+    path.write_text(json.dumps({**common, "source": PLATFORM_SOURCE}, ensure_ascii=False), encoding="utf-8")
+    scheme = load_scheme(path)
+    assert scheme.lifecycle is None
+    assert [[(c.field, c.op) for c in group] for group in scheme.source.condition] == [[("isBlockup", "eq")]]
+
+    forbid = {"on_blocked": "forbid", "on_deleted": "forbid"}
+    path.write_text(json.dumps({**common, "source": PLATFORM_SOURCE, "lifecycle": forbid}), encoding="utf-8")
+    with pytest.raises(SchemeError, match=r"warehouse_json\.json: lifecycle: 'forbid' needs the source request field "
+                                          r"includeDeleteAndBlockup"):
+        load_scheme(path)
+    request = [*PLATFORM_SOURCE["request"], {"field": "includeDeleteAndBlockup", "type": "string", "value": "1"}]
+    path.write_text(json.dumps({**common, "source": {**PLATFORM_SOURCE, "request": request}, "lifecycle": forbid}),
+                    encoding="utf-8")
+    scheme = load_scheme(path)
+    assert scheme.lifecycle == Lifecycle(**forbid) and scheme.source.include_blocked_and_deleted is True
