@@ -222,7 +222,8 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         """The chunks the load maps over (Airflow maps only over a whole return value)."""
         return filtered["chunks"]
 
-    @task(task_id="load", max_active_tis_per_dagrun=4)
+    # one slot of the target's pool (jikeyun_kingdee.pools): the reconcile's repair takes all of them
+    @task(task_id="load", max_active_tis_per_dagrun=4, pool=pipeline.target_pool(scheme), pool_slots=1)
     def load(chunk: dict[str, Any]) -> dict[str, Any]:
         return load_staged_chunk(scheme, chunk)
 

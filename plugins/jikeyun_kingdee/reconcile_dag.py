@@ -12,21 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from jikeyun_kingdee import reconcile_steps
-from jikeyun_kingdee.alerting import deadline_alert, failure_callbacks, notify_drift, sla_miss_callback
-from jikeyun_kingdee.compat import (
-    AIRFLOW_V3,
-    DAG,
-    AirflowFailException,
-    CronDataIntervalTimetable,
-    Param,
-    get_current_context,
-    task,
-)
-from jikeyun_kingdee.dag_factory import is_fatal
+from jikeyun_kingdee.alerting import failure_callbacks, notify_drift
+from jikeyun_kingdee.compat import DAG, AirflowFailException, CronDataIntervalTimetable, Param, get_current_context, task
+from jikeyun_kingdee.dag_factory import deadline_wiring, default_args, is_fatal
 from jikeyun_kingdee.pipeline import target_pool
 from jikeyun_kingdee.pools import TARGET_POOL_SLOTS
 from jikeyun_kingdee.reconcile import CLASSES, describe, summarise
@@ -91,22 +82,7 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
 
     alerting, source, target = scheme.alerting, scheme.source, scheme.target
     on_failure = failure_callbacks(alerting)
-    default_args: dict[str, Any] = {
-        "owner": scheme.owner,
-        "retries": scheme.retries,
-        "retry_delay": timedelta(seconds=scheme.retry_delay_seconds),
-        "retry_exponential_backoff": scheme.retry_exponential_backoff,
-        "max_retry_delay": timedelta(seconds=scheme.max_retry_delay_seconds),
-        "on_failure_callback": on_failure,
-    }
-    dag_kwargs: dict[str, Any] = {}
-    report_sla: dict[str, Any] = {}
-    if AIRFLOW_V3:
-        if (deadline := deadline_alert(alerting)) is not None:
-            dag_kwargs["deadline"] = deadline
-    elif (on_sla_miss := sla_miss_callback(alerting)) is not None:
-        dag_kwargs["sla_miss_callback"] = on_sla_miss
-        report_sla["sla"] = timedelta(minutes=alerting.deadline_minutes)
+    dag_kwargs, report_sla = deadline_wiring(alerting)
     pool = target_pool(scheme)
 
     with DAG(
@@ -118,7 +94,7 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=sorted({"jikeyun-kingdee", "reconcile", *scheme.tags}),
-        default_args=default_args,
+        default_args=default_args(scheme, on_failure),
         params={
             "repair": Param(
                 scheme.reconcile.repair, type="boolean", title="Repair",

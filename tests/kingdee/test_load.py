@@ -172,7 +172,7 @@ def test_summary_counts_the_lifecycle(load, tmp_path: Path) -> None:
     rejects = ObjectStoragePath(f"file://{tmp_path / 'rejects.ndjson'}")
     write_ndjson(rejects, [])
     summary = summarise({"fetched": 5, "calls": {}}, {"rejected": 0, "rejects": str(rejects)},
-                        {"counts": {"filtered_out": 0, "duplicates": 0, "rows": 7, "batches": 3, "chunks": 3}},
+                        {"counts": {"filtered_out": 0, "duplicates": 0, "rows": 7, "retire": 2, "chunks": 3}},
                         [first, second, third])
     assert (summary["created"], summary["forbidden"], summary["enabled"], summary["absent"]) == (3, 1, 1, 1)
     assert summary["updated"] == 2  # WH2 renamed, and WH1 enabled with a new name
