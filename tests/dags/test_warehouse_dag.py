@@ -75,7 +75,7 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     assert stock_names(kingdee) == after
     assert kingdee.calls.get("BatchSave", 0) == batch_saves
     third = summary(dr)
-    assert (third["created"], third["updated"], third["unchanged"]) == (0, 0, 2)
+    assert (third["created"], third["updated"], third["unchanged"]) == (0, 0, 3)  # the blocked one: nothing to do
 
 
 def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, kingdee, staging: Path) -> None:
@@ -133,7 +133,8 @@ def test_full_resync_and_an_hour_without_changes(warehouse_dag, jikeyun, kingdee
     assert dr.state == "success", states(dr)
     result = summary(dr)
     assert result["fetched"] == len(jikeyun.warehouses)
-    assert result["unchanged"] == len(active_names(jikeyun)) and result["created"] == result["updated"] == 0
+    # every staged item (the active ones and those to forbid, already applied) is unchanged, without a call
+    assert result["unchanged"] == len(jikeyun.warehouses) and result["created"] == result["updated"] == 0
     dr = run_dag_test(warehouse_dag, hour(9))  # an hour in which nothing changed: no load chunk at all
     assert dr.state == "success", states(dr)
     assert (summary(dr)["fetched"], summary(dr)["load_chunks"]) == (0, 0)
