@@ -37,20 +37,26 @@ def test_the_command_prints_the_pools_in_the_airflow_pools_import_format() -> No
     assert {"slots", "description"} <= set(pools["jikeyun_kingdee_bd_stock_i0134"])  # what `pools import` reads
 
 
-def test_ensure_pools_creates_the_pool_and_puts_back_its_slot_count(airflow_db) -> None:
+def test_the_deployment_step_creates_the_pool_and_puts_back_its_slot_count(airflow_db) -> None:
+    """``python -m jikeyun_kingdee.pools --apply`` against the migrated metadata database of this test session."""
     from airflow.models.pool import Pool
 
-    scheme = load_scheme(SHIPPED)
-    ensure_pools([scheme])
-    assert Pool.get_pool("jikeyun_kingdee_bd_stock_i0134").slots == TARGET_POOL_SLOTS
     Pool.create_or_update_pool(name="jikeyun_kingdee_bd_stock_i0134", slots=9, description="changed by hand",
                                include_deferred=False)
-    ensure_pools([scheme])
+    out = subprocess.run([sys.executable, "-m", "jikeyun_kingdee.pools", "--apply", "--schemes", str(SHIPPED.parent)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"pool jikeyun_kingdee_bd_stock_i0134: {TARGET_POOL_SLOTS} slots" in out.stderr
     pool = Pool.get_pool("jikeyun_kingdee_bd_stock_i0134")
     assert pool.slots == TARGET_POOL_SLOTS and "reconcile repair" in pool.description
+    ensure_pools([load_scheme(SHIPPED)])  # idempotent
+    assert Pool.get_pool("jikeyun_kingdee_bd_stock_i0134").slots == TARGET_POOL_SLOTS
 
 
-def test_the_repair_takes_every_slot_of_the_target_pool(dags) -> None:
+def test_sync_loads_take_one_slot_and_the_repair_every_slot_of_the_target_pool(dags) -> None:
+    load = dags["jikeyun_kingdee_warehouse_I0134"].task_dict["load"]
+    assert (load.pool, load.pool_slots) == ("jikeyun_kingdee_bd_stock_i0134", 1)
+    assert load.max_active_tis_per_dagrun == TARGET_POOL_SLOTS  # the pool does not slow the sync down
     repair = dags["jikeyun_kingdee_warehouse_I0134_reconcile"].task_dict["repair"]
     assert (repair.pool, repair.pool_slots) == ("jikeyun_kingdee_bd_stock_i0134", TARGET_POOL_SLOTS)
     others = [t for t in dags["jikeyun_kingdee_warehouse_I0134_reconcile"].tasks if t.task_id != "repair"]
