@@ -104,7 +104,7 @@ def start_sandbox(kind: str, *args: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", kind, "--port", str(port),
                                 *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(600):  # generating 10,000 warehouses takes a while
         try:
             control(url, "calls")
             return process, url
@@ -157,9 +157,9 @@ def main() -> int:
             print(f"    found:    {summary.get('found')}  (drift {summary.get('drift')})")
             print(f"    keys:     {summary.get('found_keys')}")
             print(f"    repaired: {summary.get('repaired')} {summary.get('repair_results')}; left {summary.get('left')}")
-            print(f"    cost:     {cost.get('jikeyun_calls')} Jikeyun calls (about ⌈N/200⌉+1 = "
-                  f"{math.ceil((size + 1) / 200) + 1} with keyset pages of 200; page size here "
-                  f"{scheme.source.page_size}), {cost.get('kingdee_queries')} Kingdee queries "
+            records, page = size + 1, scheme.source.page_size  # the generated ones and WH-UNSYNCED
+            print(f"    cost:     {cost.get('jikeyun_calls')} Jikeyun calls (a keyset read needs ⌈(N+1)/P⌉ = "
+                  f"{math.ceil((records + 1) / page)} at P = {page}), {cost.get('kingdee_queries')} Kingdee queries "
                   f"({cost.get('kingdee_read_queries')} to read ⌈M/{scheme.target.lookup_limit}⌉, "
                   f"{cost.get('repair_queries')} in the repair and its read-back), {cost.get('repair_writes')} repair writes")
             print(f"    {'endpoint':<28}{'calls':>8}")
