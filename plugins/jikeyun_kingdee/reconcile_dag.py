@@ -10,13 +10,20 @@ alerts the scheme's channels whenever it found drift. The steps are :mod:`jikeyu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from jikeyun_kingdee import reconcile_steps
 from jikeyun_kingdee.alerting import failure_callbacks, notify_drift
-from jikeyun_kingdee.compat import DAG, AirflowFailException, CronDataIntervalTimetable, Param, get_current_context, task
+from jikeyun_kingdee.compat import (
+    DAG,
+    AirflowFailException,
+    CronDataIntervalTimetable,
+    Param,
+    get_current_context,
+    task,
+)
 from jikeyun_kingdee.dag_factory import deadline_wiring, default_args, is_fatal
 from jikeyun_kingdee.pipeline import target_pool
 from jikeyun_kingdee.pools import TARGET_POOL_SLOTS
@@ -38,7 +45,7 @@ class DriftLeft(AirflowFailException):
     """Kingdee still differs from Jikeyun at the end of a reconcile run (named in the message; alerted)."""
 
 
-def repair_enabled(scheme: Scheme, context: dict[str, Any]) -> bool:
+def repair_enabled(scheme: Scheme, context: Mapping[str, Any]) -> bool:
     """The run's ``repair`` choice: the trigger form's param (in the run's conf), else the scheme's default.
 
     Read from the conf, not from the task's ``params``: ``dag.test()`` reuses task objects across runs."""
@@ -48,7 +55,7 @@ def repair_enabled(scheme: Scheme, context: dict[str, Any]) -> bool:
     return value if isinstance(value, bool) else scheme.reconcile.repair
 
 
-def _folder(scheme: Scheme, context: dict[str, Any]) -> ObjectStoragePath:
+def _folder(scheme: Scheme, context: Mapping[str, Any]) -> ObjectStoragePath:
     return run_folder(staging_base(), scheme.reconcile_dag_id, context["run_id"], None, None)
 
 

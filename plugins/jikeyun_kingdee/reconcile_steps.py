@@ -23,9 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from jikeyun_kingdee import pipeline
 from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
-from jikeyun_kingdee.reconcile import Finding, Tally, classify, compared_columns, number_of, query_fields
+from jikeyun_kingdee.reconcile import (
+    Finding,
+    Tally,
+    classify,
+    compared_columns,
+    number_of,
+    query_fields,
+)
 from jikeyun_kingdee.scheme import Scheme
-from jikeyun_kingdee.staging import ObjectStoragePath, fresh_folder, read_ndjson, write_ndjson
+from jikeyun_kingdee.staging import (
+    ObjectStoragePath,
+    fresh_folder,
+    read_ndjson,
+    write_ndjson,
+)
 from jikeyun_kingdee.transform import chunked
 
 if TYPE_CHECKING:

@@ -10,12 +10,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+from reconcile_support import (
+    JIKEYUN_SECRET,
+    KINGDEE_PASSWORD,
+    MODIFIED_FROM,
+    MODIFIED_TO,
+    WAREHOUSES,
+    WECOM_KEY,
+)
 from testsupport import REPO, WebhookReceiver
-
-from reconcile_support import JIKEYUN_SECRET, KINGDEE_PASSWORD, MODIFIED_FROM, MODIFIED_TO, WAREHOUSES, WECOM_KEY
 
 
 @pytest.fixture

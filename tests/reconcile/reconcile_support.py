@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 SYNC_DAG_ID = "jikeyun_kingdee_warehouse_I0134"
 RECONCILE_DAG_ID = "jikeyun_kingdee_warehouse_I0134_reconcile"
 WAREHOUSES = 300
 # The generated warehouses were modified in this range; incremental windows are the hours after it.
-MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
-MODIFIED_TO = datetime(2026, 11, 1, tzinfo=timezone.utc)
+MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=UTC)
+MODIFIED_TO = datetime(2026, 11, 1, tzinfo=UTC)
 JIKEYUN_SECRET = "s3cr3t-jikeyun-appsecret-reconcile"
 KINGDEE_PASSWORD = "s3cr3t-kingdee-password-reconcile"
 WECOM_KEY = "wecom-key-reconcile-7f3a"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jikeyun_kingdee.alerting import AlertingConfig, notify_drift
-
 from reconcile_support import WECOM_KEY
 
 CONTEXT = {"dag_run": {"dag_id": "jikeyun_kingdee_warehouse_I0134_reconcile", "run_id": "manual__2026-11-02"},
-           "data_interval_start": datetime(2026, 11, 1, 18, 30, tzinfo=timezone.utc),
-           "data_interval_end": datetime(2026, 11, 2, 18, 30, tzinfo=timezone.utc)}
+           "data_interval_start": datetime(2026, 11, 1, 18, 30, tzinfo=UTC),
+           "data_interval_end": datetime(2026, 11, 2, 18, 30, tzinfo=UTC)}
 
 
 def test_the_drift_alert_names_classes_keys_and_what_is_left(webhook) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from airflow_compat import return_value_of, run_dag_test
 from reconcile_support import SYNC_DAG_ID, WAREHOUSES, hour, states, writes
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from jikeyun_kingdee.compat import ObjectStoragePath
 from jikeyun_kingdee.reconcile_steps import compare
 from jikeyun_kingdee.scheme import load_scheme

@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 import drift
+import pytest
 from airflow_compat import return_value_of, run_dag_test
 from reconcile_support import RECONCILE_DAG_ID, SYNC_DAG_ID, hour, states, writes
 from testsupport import REPO

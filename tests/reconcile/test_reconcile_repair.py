@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import drift
+import pytest
 from jikeyun_kingdee.compat import ObjectStoragePath
 from jikeyun_kingdee.hooks.kingdee import KingdeeHook
 from jikeyun_kingdee.ledger import SyncLedger
