@@ -50,7 +50,7 @@ from jikeyun_kingdee.compat import (
 
 log = logging.getLogger(__name__)
 
-AlertKind = Literal["task_failed", "rejected_records", "deadline_missed"]
+AlertKind = Literal["task_failed", "rejected_records", "deadline_missed", "drift_found"]
 
 BEIJING = "Asia/Shanghai"
 MAX_ERROR_CHARS = 1500
@@ -64,6 +64,7 @@ _TITLES: dict[str, str] = {
     "task_failed": "Task failed",
     "rejected_records": "Rejected records",
     "deadline_missed": "Deadline missed",
+    "drift_found": "Kingdee drifted from Jikeyun",
 }
 
 
@@ -80,6 +81,7 @@ class AlertingConfig(BaseModel):
     :param email_conn_id: SMTP connection for the emails.
     :param on_failure: alert when a task fails (after its last retry).
     :param on_rejects: alert when a run rejected records.
+    :param on_drift: alert when a reconcile run found Kingdee different from Jikeyun.
     :param deadline_minutes: alert when a run is not finished this many minutes after it was queued
         (Airflow 3.1+ Deadline Alerts); ``None`` = no deadline.
     :param base_url: Airflow UI base for links; default ``[api] base_url``.
@@ -93,6 +95,7 @@ class AlertingConfig(BaseModel):
     email_conn_id: str = "smtp_default"
     on_failure: bool = True
     on_rejects: bool = True
+    on_drift: bool = True
     deadline_minutes: int | None = Field(default=None, gt=0)
     base_url: str | None = None
 
@@ -122,12 +125,19 @@ class Alert(BaseModel):
     error: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
     rejected: list[str] = Field(default_factory=list)  # record ids, first MAX_REJECTED_IDS only
+    summary: str | None = None  # one line of what happened, for alerts that are not errors
+    keys: dict[str, list[str]] = Field(default_factory=dict)  # label → record ids, first MAX_REJECTED_IDS each
     url: str | None = None
 
     @field_validator("rejected")
     @classmethod
     def _cap_rejected(cls, ids: list[str]) -> list[str]:
         return ids[:MAX_REJECTED_IDS]
+
+    @field_validator("keys")
+    @classmethod
+    def _cap_keys(cls, keys: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {label: ids[:MAX_REJECTED_IDS] for label, ids in keys.items() if ids}
 
     @field_validator("error")
     @classmethod
@@ -217,8 +227,11 @@ def _facts(alert: Alert) -> list[tuple[str, str]]:
     facts = [("DAG", alert.dag_id), ("Run", alert.run_id or "-"), ("Window", format_window(alert))]
     if alert.task_id:
         facts.append(("Task", alert.task_id))
+    if alert.summary:
+        facts.append(("Summary", alert.summary))
     if alert.counts:
         facts.append(("Counts", ", ".join(f"{name}={value}" for name, value in alert.counts.items())))
+    facts += [(label, ", ".join(ids)) for label, ids in alert.keys.items()]
     if alert.rejected:
         facts.append(("Rejected ids", ", ".join(alert.rejected)))
     if alert.error:
@@ -384,6 +397,24 @@ def notify_rejects(
         context, "rejected_records", base_url=config.base_url, counts=counts, rejected=rejected,
         error=f"{len(rejected)} record(s) rejected",
     )
+    return send_alert(alert, config)
+
+
+def notify_drift(
+    context: Mapping[str, Any], config: AlertingConfig, *, summary: str, counts: dict[str, int],
+    keys: dict[str, list[str]],
+) -> list[str]:
+    """Send the drift alert of a reconcile run (what was found, repaired and left) when the scheme wants it.
+
+    :param summary: one line: found, repaired, left.
+    :param counts: found per class, repaired, left.
+    :param keys: label (e.g. ``missing in Kingdee``) → the first record keys of that class.
+    :return: the channels that delivered; empty when nothing was sent.
+    """
+    if not (config.on_drift and config.channels):
+        return []
+    alert = alert_from_context(context, "drift_found", base_url=config.base_url, counts=counts, keys=keys,
+                               summary=summary)
     return send_alert(alert, config)
 
 

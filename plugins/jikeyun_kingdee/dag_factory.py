@@ -238,7 +238,8 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         """The chunks the load maps over (Airflow maps only over a whole return value)."""
         return filtered["chunks"]
 
-    @task(task_id="load", max_active_tis_per_dagrun=4)
+    # one slot of the target's pool (jikeyun_kingdee.pools): the reconcile's repair takes all of them
+    @task(task_id="load", max_active_tis_per_dagrun=4, pool=pipeline.target_pool(scheme), pool_slots=1)
     def load(chunk: dict[str, Any]) -> dict[str, Any]:
         return load_staged_chunk(scheme, chunk)
 
@@ -293,11 +294,13 @@ def default_schemes_folder(dags_file: str | Path) -> Path:
 
 
 def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DAG]:
-    """One DAG per valid scheme file of ``folder``; the invalid ones are reported through :class:`BrokenSchemes`.
+    """One DAG per valid scheme file of ``folder`` and its reconcile DAG; the invalid ones are reported through :class:`BrokenSchemes`.
 
     :param dags_file: the DAG file that calls this; recorded as every DAG's ``fileloc`` so workers re-parse that
         file (not this module) to find the DAG.
     """
+    from jikeyun_kingdee import reconcile_dag  # it builds on this module
+
     dags: dict[str, DAG] = {}
     errors: list[str] = []
     for path in scheme_files(folder):
@@ -306,6 +309,7 @@ def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DA
             if scheme.dag_id in dags:
                 raise SchemeError(f"{path}: name: {scheme.name!r} is used by another scheme file")
             dags[scheme.dag_id] = build_dag(scheme)
+            dags[scheme.reconcile_dag_id] = reconcile_dag.build_reconcile_dag(scheme)
         except SchemeError as exc:
             errors.append(str(exc))
     if errors:

@@ -1,9 +1,10 @@
 """The main job on a laptop: the warehouse DAG against both sandboxes, on SQLite and local files.
 
 ``make demo`` (``python -m jikeyun_kingdee.demo``) starts the Jikeyun and Kingdee sandboxes on loopback, migrates a
-fresh Airflow metadata database under ``.demo/``, runs ``jikeyun_kingdee_warehouse_I0134`` twice with ``dag.test()``
-— the initial full load, then one hourly window in which warehouses were added, renamed and blocked up — and prints
-each run's summary and what now stands in the Kingdee sandbox.
+fresh Airflow metadata database under ``.demo/`` (and the target pools), runs ``jikeyun_kingdee_warehouse_I0134``
+twice with ``dag.test()`` — the initial full load, then one hourly window in which warehouses were added, renamed and
+blocked up — then ``jikeyun_kingdee_warehouse_I0134_reconcile`` after a hand edit in Kingdee, and prints each run's
+summary and what now stands in the Kingdee sandbox.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Airflow home {home} (SQLite, local staging); migrating the metadata database …", flush=True)
     db.resetdb()
+    from jikeyun_kingdee.pools import ensure_pools, schemes_of
+
+    ensure_pools(schemes_of()[0])  # the target pools, as a deployment creates them after migrating
     with JikeyunSandbox(warehouses=args.warehouses, modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as jikeyun, \
             KingdeeSandbox() as kingdee:
         connect(jikeyun, kingdee)
@@ -120,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         jikeyun.block_warehouse(codes[1], modified_at=in_window)
         hourly = run_dag_test(dag, first_window_end + timedelta(hours=1))
         print_run("next hourly window (1 added, 1 renamed, 1 blocked up)", hourly)
+        kingdee.edit_stocks([codes[2]], org="I0134", FName="金蝶里手工改过的名字")  # a hand edit in Kingdee
+        reconciled = run_dag_test(bag.get_dag(f"{DAG_ID}_reconcile"), first_window_end + timedelta(hours=2))
+        print_run("reconcile (one warehouse renamed by hand in Kingdee: found and repaired)", reconciled)
         print_kingdee(kingdee, args.show)
-    ok = initial.state == hourly.state == "success"
+    ok = initial.state == hourly.state == reconciled.state == "success"
     print(f"\nDemo {'succeeded' if ok else 'FAILED'}; staged files under {home / 'staging'}")
     return 0 if ok else 1
 

@@ -202,8 +202,28 @@ class TargetSpec(_Model):
         return {m.group(1) for value in self.fields.values() for t in _strings(value) if (m := REFERENCE.match(t))}
 
 
+class ReconcileSpec(_Model):
+    """The scheme's reconciliation DAG (``jikeyun_kingdee_<name>_reconcile``): when it runs and whether it repairs.
+
+    :param schedule: cron expression in the scheme's timezone (daily at 02:30 by default)
+    :param repair: repair the drift it finds (the trigger form's ``repair`` param overrides it per run)
+    """
+
+    schedule: str = "30 2 * * *"
+    repair: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression: {value!r}")
+        return value
+
+
 class Scheme(_Model):
-    """One integration scheme: one DAG."""
+    """One integration scheme: one DAG (and its reconciliation DAG)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     description: str = ""
@@ -220,6 +240,7 @@ class Scheme(_Model):
     max_load_chunks: int = Field(64, ge=1, le=1024)
     rows_per_chunk: int = Field(2000, ge=1)  # rows per mapped load task; grows when max_load_chunks would be exceeded
     alerting: AlertingConfig = AlertingConfig()
+    reconcile: ReconcileSpec = ReconcileSpec()
     source: SourceSpec
     target: TargetSpec
     lifecycle: Lifecycle | None = None
@@ -260,6 +281,10 @@ class Scheme(_Model):
     @property
     def dag_id(self) -> str:
         return f"jikeyun_kingdee_{self.name}"
+
+    @property
+    def reconcile_dag_id(self) -> str:
+        return f"jikeyun_kingdee_{self.name}_reconcile"
 
     @property
     def filter_fields(self) -> list[str]:

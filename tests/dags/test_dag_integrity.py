@@ -73,7 +73,7 @@ def test_broken_scheme_is_an_import_error_naming_file_and_field_and_others_still
     env = {**os.environ, "JIKEYUN_KINGDEE_SCHEMES": str(schemes)}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["dags"] == ["jikeyun_kingdee_warehouse_I0134"]
+    assert result["dags"] == ["jikeyun_kingdee_warehouse_I0134", "jikeyun_kingdee_warehouse_I0134_reconcile"]
     (message,) = result["errors"].values()
     assert "warehouse_broken.yaml" in message and "target.form_id" in message
 

@@ -241,6 +241,10 @@ def deployment(
         if migrate.process.wait(timeout=STARTUP_TIMEOUT) != 0:
             raise AssertionError(f"airflow db migrate failed:\n{migrate.tail(60)}")
         deployment.services.remove(migrate)
+        pools = deployment.start("pools", sys.executable, "-m", "jikeyun_kingdee.pools", "--apply")  # load/repair pools
+        if pools.process.wait(timeout=STARTUP_TIMEOUT) != 0:
+            raise AssertionError(f"creating the target pools failed:\n{pools.tail(60)}")
+        deployment.services.remove(pools)
         # Every component shares this AIRFLOW_HOME, so the api-server reads task logs from files: no log servers
         # (they would listen on every interface).
         deployment.airflow("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")

@@ -1,0 +1,259 @@
+"""Reconciliation (对账) of a scheme: how Kingdee differs from what Jikeyun says it should hold. Pure, no I/O.
+
+The expected side is the sync's own: the staged load items of a full read (CONTRACT §2: ``key``, ``modified``,
+``row``, ``state``), so the reconcile expects exactly what a sync of every record would write. The actual side is
+one ExecuteBillQuery row per Kingdee record of the form and organisation. Records are joined by the target's
+business key (the row's ``FNumber``) and each difference gets one class:
+
+* ``missing`` — an active source record has no Kingdee record;
+* ``differs`` — a mapped field differs (only the fields the scheme writes and the query can read back;
+  :func:`jikeyun_kingdee.upsert.comparable_fields`, compared with :func:`jikeyun_kingdee.upsert.same_value`);
+* ``status`` — not audited (when the scheme approves), forbidden while active in Jikeyun, or active in Kingdee
+  while blocked up or deleted in Jikeyun;
+* ``kingdee_only`` — a Kingdee record without any Jikeyun record (made by hand or another tool): reported,
+  never repaired nor deleted.
+
+The first three are *drift* and are repaired through the sync's load path; one record gets the first class that
+applies (missing, differs, status) and every reason in ``reasons``. Equal records give no finding.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from jikeyun_kingdee.upsert import comparable_fields, same_value
+
+DriftClass = Literal["missing", "differs", "status", "kingdee_only"]
+CLASSES: tuple[DriftClass, ...] = ("missing", "differs", "status", "kingdee_only")
+REPAIRED_CLASSES: frozenset[str] = frozenset({"missing", "differs", "status"})
+DOCUMENT_STATUS = "FDocumentStatus"
+FORBID_STATUS = "FForbidStatus"
+AUDITED = "C"
+FORBIDDEN = "B"
+READ_ONLY_OPERATIONS = frozenset({"ExecuteBillQuery", "BillQuery", "View", "ValidateUser", "LoginByAppSecret",
+                                  "LoginBySign"})
+QUERY_OPERATIONS = frozenset({"ExecuteBillQuery", "BillQuery"})
+WRITTEN = ("created", "updated", "enabled", "forbidden")  # load statuses that changed Kingdee
+
+
+class Finding(BaseModel):
+    """One record that differs, as staged in ``drift.ndjson``.
+
+    :param key: the business key (the source id, or the Kingdee number of a Kingdee-only record)
+    :param drift: its class (the first that applies)
+    :param state: the source record's lifecycle state (``None`` for Kingdee-only records)
+    :param reasons: every difference, readable (``FName: Kingdee '…', Jikeyun '…'``)
+    :param fields: the mapped fields that differ
+    :param id: the Kingdee primary key, when the record exists there
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    drift: DriftClass
+    state: str | None = None
+    reasons: list[str] = []
+    fields: list[str] = []
+    id: int | None = None
+
+    @property
+    def repairable(self) -> bool:
+        return self.drift in REPAIRED_CLASSES
+
+
+def compared_columns(fields: Mapping[str, Any], *, number_field: str, pk_field: str) -> dict[str, str]:
+    """Mapped target field → query column, for the fields a reconcile compares.
+
+    Taken from the scheme's field mapping itself (``{"FNumber": …}`` references read back as ``<Field>.FNumber``),
+    so the columns are known before any record is read.
+    """
+    return comparable_fields([dict(fields)], number_field=number_field, pk_field=pk_field)
+
+
+def query_fields(columns: Mapping[str, str], *, number_field: str, pk_field: str) -> list[str]:
+    """FieldKeys of the reconcile's ExecuteBillQuery: key, number, both statuses, then the compared columns."""
+    return list(dict.fromkeys([pk_field, number_field, DOCUMENT_STATUS, FORBID_STATUS, *columns.values()]))
+
+
+def number_of(row: Mapping[str, Any], number_field: str) -> str:
+    """The business key a target row (or a query row) is joined on."""
+    value = row.get(number_field)
+    return "" if value is None else str(value).strip()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("FNumber")
+    return "" if value is None else str(value)
+
+
+def field_differences(row: Mapping[str, Any], target: Mapping[str, Any], columns: Mapping[str, str]) -> list[str]:
+    """The mapped fields of ``row`` whose Kingdee value (``target[column]``) is not the same value."""
+    return [name for name, column in columns.items() if name in row and not same_value(row[name], target.get(column))]
+
+
+def classify(
+    item: Mapping[str, Any] | None,
+    target: Mapping[str, Any] | None,
+    *,
+    columns: Mapping[str, str],
+    needs_audit: bool,
+    number_field: str = "FNumber",
+    pk_field: str = "FStockId",
+    known: bool = False,
+) -> Finding | None:
+    """Compare one expected item with its Kingdee record; ``None`` when they agree.
+
+    :param item: the staged load item (``key``, ``row``, ``state``), or ``None`` when no item expects the record
+    :param target: the Kingdee query row (:func:`query_fields`), or ``None`` when Kingdee has no such record
+    :param columns: :func:`compared_columns`
+    :param needs_audit: the scheme approves what it writes, so a record must be audited (``FDocumentStatus`` C)
+    :param known: (only when ``item`` is ``None``) a Jikeyun record with this key exists but is out of the
+        scheme's scope (filtered out by its condition, or blocked/deleted with lifecycle ``ignore``): no finding
+    """
+    if item is None:
+        if target is None or known:
+            return None
+        return Finding(key=number_of(target, number_field), drift="kingdee_only", id=_id(target, pk_field),
+                       reasons=["no Jikeyun record with this key"])
+    key, state = str(item["key"]), str(item.get("state") or "active")
+    if target is None:
+        if state != "active":
+            return None  # a blocked or deleted record that never reached Kingdee is not created
+        return Finding(key=key, drift="missing", state=state, reasons=["not in Kingdee"])
+    record_id = _id(target, pk_field)
+    forbidden = str(target.get(FORBID_STATUS) or "").strip().upper() == FORBIDDEN
+    if state != "active":
+        if forbidden:
+            return None
+        return Finding(key=key, drift="status", state=state, id=record_id,
+                       reasons=[f"active in Kingdee while {state} in Jikeyun"])
+    row = item["row"]
+    fields = field_differences(row, target, columns)
+    reasons = [f"{name}: Kingdee {_text(target.get(columns[name]))!r}, Jikeyun {_text(row[name])!r}" for name in fields]
+    if forbidden:
+        reasons.append("forbidden in Kingdee while active in Jikeyun")
+    status = str(target.get(DOCUMENT_STATUS) or "").strip().upper()
+    if needs_audit and status != AUDITED:
+        reasons.append(f"not audited ({DOCUMENT_STATUS} {status or 'empty'})")
+    if not reasons:
+        return None
+    return Finding(key=key, drift="differs" if fields else "status", state=state, reasons=reasons, fields=fields,
+                   id=record_id)
+
+
+def _id(target: Mapping[str, Any], pk_field: str) -> int | None:
+    value = target.get(pk_field)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+class Tally:
+    """Counts per class and the first keys of each class, over findings seen one at a time.
+
+    :param keep: how many keys per class to keep (for the log, XCom and the alert; all are staged)
+    """
+
+    def __init__(self, keep: int = 20) -> None:
+        self.keep = keep
+        self.counts: Counter[str] = Counter()
+        self.keys: dict[str, list[str]] = {}
+
+    def add(self, finding: Finding) -> None:
+        self.counts[finding.drift] += 1
+        kept = self.keys.setdefault(finding.drift, [])
+        if len(kept) < self.keep:
+            kept.append(finding.key)
+
+    def counted(self, findings: Iterable[Finding]) -> Iterator[Finding]:
+        """Pass ``findings`` through, counting each."""
+        for finding in findings:
+            self.add(finding)
+            yield finding
+
+    @property
+    def drift(self) -> int:
+        """Findings that are drift (everything but Kingdee-only records)."""
+        return sum(n for name, n in self.counts.items() if name in REPAIRED_CLASSES)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"counts": {name: self.counts.get(name, 0) for name in CLASSES}, "drift": self.drift,
+                "keys": {name: list(self.keys[name]) for name in CLASSES if name in self.keys}}
+
+
+def split_calls(calls: Mapping[str, int]) -> tuple[int, int]:
+    """Kingdee queries and writes among ``operation → calls`` (logins count as neither)."""
+    queries = sum(n for op, n in calls.items() if op in QUERY_OPERATIONS)
+    writes = sum(n for op, n in calls.items() if op not in READ_ONLY_OPERATIONS)
+    return queries, writes
+
+
+def summarise(
+    source: Mapping[str, Any], target: Mapping[str, Any], compared: Mapping[str, Any],
+    repaired: Mapping[str, Any] | None, *, repair: bool,
+) -> dict[str, Any]:
+    """The reconcile's report from the manifests of its steps.
+
+    :param source: ``read_source`` (``fetched``, ``calls``, ``in_scope``, ``filtered_out``, ``rejected``)
+    :param target: ``read_target`` (``records``, ``calls``)
+    :param compared: ``compare`` (``found``: a :meth:`Tally.as_dict`, ``drift_file``)
+    :param repaired: ``repair`` (``results``, ``left``, ``calls``); ``None`` when it did not run
+    :param repair: whether repair was on; when off (a dry run) all drift found is left
+    """
+    found = compared["found"]
+    if repaired is not None:
+        left, results = repaired["left"], dict(repaired["results"])
+    elif repair:  # nothing to repair
+        left, results = {"counts": {}, "drift": 0, "keys": {}}, {}
+    else:
+        left, results = found, {}
+    read_queries, _ = split_calls(target.get("calls", {}))
+    repair_calls = (repaired or {}).get("calls", {})
+    repair_queries, repair_writes = split_calls(repair_calls)
+    api_calls: Counter[str] = Counter(source.get("calls", {}))
+    api_calls.update(target.get("calls", {}))
+    api_calls.update(repair_calls)
+    return {
+        "repair": repair,
+        "source_records": source.get("fetched", 0),
+        "source_in_scope": source.get("in_scope", 0),
+        "source_out_of_scope": source.get("filtered_out", 0),
+        "source_rejected": source.get("rejected", 0),
+        "target_records": target.get("records", 0),
+        "target_out_of_scope": compared.get("out_of_scope", 0),
+        "found": {name: found["counts"].get(name, 0) for name in CLASSES},
+        "drift": found["drift"],
+        "found_keys": dict(found["keys"]),
+        "repaired": sum(results.get(status, 0) for status in WRITTEN),
+        "repair_results": results,
+        "left": left["drift"],
+        "left_counts": {name: left["counts"].get(name, 0) for name in CLASSES if name in REPAIRED_CLASSES},
+        "left_keys": {name: keys for name, keys in left["keys"].items() if name in REPAIRED_CLASSES},
+        "files": {"drift": compared.get("drift_file"), "left": (repaired or {}).get("left_file")},
+        "cost": {
+            "jikeyun_calls": sum(source.get("calls", {}).values()),
+            "kingdee_queries": read_queries + repair_queries,
+            "kingdee_read_queries": read_queries,
+            "repair_queries": repair_queries,
+            "repair_writes": repair_writes,
+        },
+        "api_calls": dict(sorted(api_calls.items())),
+        "seconds": {"read_source": source.get("seconds"), "read_target": target.get("seconds"),
+                    "compare": compared.get("seconds"), "repair": (repaired or {}).get("seconds")},
+    }
+
+
+def describe(summary: Mapping[str, Any]) -> str:
+    """One line: what was found, repaired and left, and what it cost."""
+    found = ", ".join(f"{name} {n}" for name, n in summary["found"].items() if n) or "nothing"
+    cost = summary["cost"]
+    repaired = f"{summary['repaired']} repaired" if summary["repair"] else "repair off (dry run)"
+    return (f"found {found}; drift {summary['drift']}, {repaired}, {summary['left']} left; cost: "
+            f"{cost['jikeyun_calls']} Jikeyun calls, {cost['kingdee_queries']} Kingdee queries, "
+            f"{cost['repair_writes']} repair writes")

@@ -1,0 +1,275 @@
+"""The steps of one reconcile run: read both sides, compare, repair, verify — over staged files, no Airflow.
+
+``read_source`` is the sync's own extract → transform → filter over every record (no window), so the expected
+state is exactly what the sync would write; ``read_target`` stages every Kingdee record of the form and
+organisation (paged ExecuteBillQuery); ``compare`` joins both in a SQLite file (bounded memory for any size) and
+stages the findings (``compare/drift.ndjson``) and the items to repair (load chunks in the sync's item format);
+``repair`` loads those chunks through :func:`jikeyun_kingdee.pipeline.load_chunk` with ``verify=True`` — the sync's
+upsert, approval, forbid/enable and ledger — then reads the repaired records back and stages what is left.
+Each step writes below its own folder of the run and returns a small manifest for XCom.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jikeyun_kingdee import pipeline
+from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
+from jikeyun_kingdee.reconcile import (
+    Finding,
+    Tally,
+    classify,
+    compared_columns,
+    number_of,
+    query_fields,
+)
+from jikeyun_kingdee.scheme import Scheme
+from jikeyun_kingdee.staging import (
+    ObjectStoragePath,
+    fresh_folder,
+    read_ndjson,
+    write_ndjson,
+)
+from jikeyun_kingdee.transform import chunked
+
+if TYPE_CHECKING:
+    from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
+    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+    from jikeyun_kingdee.ledger import SyncLedger
+
+log = logging.getLogger(__name__)
+
+STAGED_TARGET_RECORDS = 5000  # Kingdee records per staged file
+NUMBERS_PER_LOOKUP = 500  # numbers per ``FNumber in (...)`` query when the repaired records are read back
+KEYS_IN_REPORT = 20  # keys per class in the log, XCom and the alert (all of them are staged)
+SQLITE_ROWS_PER_INSERT = 1000
+
+
+def _columns(scheme: Scheme) -> dict[str, str]:
+    target = scheme.target
+    return compared_columns(target.fields, number_field=target.number_field, pk_field=target.pk_field)
+
+
+def _fields(scheme: Scheme) -> list[str]:
+    target = scheme.target
+    return query_fields(_columns(scheme), number_field=target.number_field, pk_field=target.pk_field)
+
+
+def needs_audit(scheme: Scheme) -> bool:
+    """Whether the scheme approves what it writes, so every active record must be audited."""
+    return scheme.target.approval != "none"
+
+
+def _organisation_filter(scheme: Scheme) -> str:
+    return equals_filter("FUseOrgId.FNumber", scheme.target.organisation)
+
+
+# -- reading ----------------------------------------------------------------------------------------------------
+
+
+@pipeline.timed
+def read_source(scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath) -> dict[str, Any]:
+    """Every source record, blocked and deleted included, through the sync's extract, transform and filter.
+
+    :return: the staged items (``items``: load-item files), the transformed parts (every record's key, for
+        telling Kingdee-only records from out-of-scope ones) and the counts.
+    """
+    extracted = pipeline.extract(scheme, hook, folder, None, None)
+    transformed = pipeline.transform(scheme, folder, extracted)
+    filtered = pipeline.filter_rows(scheme, folder, transformed)
+    counts = filtered["counts"]
+    return {
+        "fetched": extracted["fetched"],
+        "calls": extracted["calls"],
+        "parts": transformed["parts"],
+        "rejects": transformed["rejects"],
+        "rejected": transformed["rejected"],
+        "items": [chunk["items"] for chunk in filtered["chunks"]],
+        "in_scope": counts["rows"],
+        "filtered_out": counts["filtered_out"],
+        "duplicates": counts["duplicates"],
+    }
+
+
+def query_target(scheme: Scheme, hook: KingdeeHook, where: str) -> Iterator[dict[str, Any]]:
+    """ExecuteBillQuery of the compared fields, ``where`` within the scheme's organisation, read page by page of
+    the target's ``lookup_limit`` rows (ordered by primary key, so pages do not shift while records are added)."""
+    target = scheme.target
+    organisation = _organisation_filter(scheme)
+    for page in hook.query_pages(target.form_id, _fields(scheme), f"{where} and {organisation}" if where
+                                 else organisation, OrderString=f"{target.pk_field} ASC", Limit=target.lookup_limit):
+        yield from page
+
+
+@pipeline.timed
+def read_target(scheme: Scheme, hook: KingdeeHook, folder: ObjectStoragePath) -> dict[str, Any]:
+    """Every Kingdee record of the scheme's form and organisation, staged (``target/page-*.ndjson``)."""
+    out = fresh_folder(folder / "target")
+    pages, records = [], 0
+    for number, page in enumerate(chunked(query_target(scheme, hook, ""), STAGED_TARGET_RECORDS)):
+        path = out / f"page-{number:05d}.ndjson"
+        records += write_ndjson(path, page)
+        pages.append(str(path))
+    log.info("read_target: %d %s records of organisation %s in %d queries", records, scheme.target.form_id,
+             scheme.target.organisation, hook.call_counts.get("ExecuteBillQuery", 0))
+    return {"pages": pages, "records": records, "calls": dict(hook.call_counts)}
+
+
+def _read_all(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        yield from read_ndjson(path)
+
+
+# -- comparing --------------------------------------------------------------------------------------------------
+
+
+def _fill(db: sqlite3.Connection, insert: str, rows: Iterable[tuple[Any, ...]]) -> int:
+    """Run ``insert or ignore`` for every row (the first row of a number wins); returns the rows dropped."""
+    dropped = 0
+    for batch in chunked(rows, SQLITE_ROWS_PER_INSERT):
+        before = db.total_changes
+        db.executemany(insert, batch)
+        dropped += len(batch) - (db.total_changes - before)
+    return dropped
+
+
+@pipeline.timed
+def compare(
+    scheme: Scheme, folder: ObjectStoragePath, source: dict[str, Any], target: dict[str, Any], *,
+    rows_per_chunk: int,
+) -> dict[str, Any]:
+    """Join the staged source items and Kingdee records by number; stage the findings and the items to repair.
+
+    :param source: the :func:`read_source` manifest
+    :param target: the :func:`read_target` manifest
+    :param rows_per_chunk: items per staged repair chunk
+    :return: ``found`` (counts and first keys per class), ``drift_file``, ``repair_chunks`` (CONTRACT §2 chunks),
+        ``out_of_scope`` (Kingdee records whose Jikeyun record the scheme does not sync)
+    """
+    spec = scheme.target
+    number_field = spec.number_field
+    columns, audit = _columns(scheme), needs_audit(scheme)
+    out = fresh_folder(folder / "compare")
+    tally = Tally(KEYS_IN_REPORT)
+    repair_chunks: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="jikeyun-kingdee-reconcile-") as tmp, \
+            closing(sqlite3.connect(Path(tmp) / "join.db")) as db:
+        db.execute("pragma journal_mode = off")
+        db.execute("pragma synchronous = off")
+        db.execute("create table item (number text primary key, body text not null)")
+        db.execute("create table known (number text primary key)")
+        db.execute("create table target (number text primary key, body text not null)")
+        db.execute("create table repair (seq integer primary key, body text not null)")
+        repeated_items = _fill(db, "insert or ignore into item values (?, ?)", (
+            (number_of(item["row"], number_field) or str(item["key"]), json.dumps(item, ensure_ascii=False))
+            for item in _read_all(source["items"])))
+        _fill(db, "insert or ignore into known values (?)", _known_numbers(source, number_field))
+        repeated_targets = _fill(db, "insert or ignore into target values (?, ?)", (
+            (number_of(row, number_field), json.dumps(row, ensure_ascii=False)) for row in _read_all(target["pages"])))
+        if repeated_items or repeated_targets:
+            log.warning("compare: %d source items and %d Kingdee records repeat a number already seen (first kept)",
+                        repeated_items, repeated_targets)
+
+        def findings() -> Iterator[dict[str, Any]]:
+            expected = db.execute("select i.body, t.body from item i left join target t using (number) order by i.number")
+            for item_body, target_body in expected:
+                item = json.loads(item_body)
+                finding = classify(item, json.loads(target_body) if target_body else None, columns=columns,
+                                   needs_audit=audit, number_field=number_field, pk_field=spec.pk_field)
+                if finding is not None:
+                    tally.add(finding)
+                    db.execute("insert into repair (body) values (?)", (item_body,))
+                    yield finding.model_dump()
+            only = db.execute("select t.body from target t where not exists (select 1 from item i where i.number = "
+                              "t.number) and not exists (select 1 from known k where k.number = t.number) "
+                              "order by t.number")
+            for (target_body,) in only:
+                finding = classify(None, json.loads(target_body), columns=columns, needs_audit=audit,
+                                   number_field=number_field, pk_field=spec.pk_field)
+                if finding is not None:
+                    tally.add(finding)
+                    yield finding.model_dump()
+
+        drift_file = out / "drift.ndjson"
+        write_ndjson(drift_file, findings())
+        out_of_scope = db.execute("select count(*) from target t where not exists (select 1 from item i where "
+                                  "i.number = t.number) and exists (select 1 from known k where k.number = t.number)"
+                                  ).fetchone()[0]
+        bodies = (json.loads(body) for (body,) in db.execute("select body from repair order by seq"))
+        for number, items in enumerate(chunked(bodies, rows_per_chunk)):
+            path = out / f"repair-{number:05d}.ndjson"
+            repair_chunks.append({"chunk": number, "items": str(path), "rows": write_ndjson(path, items)})
+    found = tally.as_dict()
+    log.info("compare: %s drift, %d Kingdee-only, %d Kingdee records out of the scheme's scope; first keys: %s",
+             found["drift"], found["counts"]["kingdee_only"], out_of_scope, found["keys"])
+    return {"found": found, "drift_file": str(drift_file), "repair_chunks": repair_chunks, "out_of_scope": out_of_scope}
+
+
+def _known_numbers(source: dict[str, Any], number_field: str) -> Iterator[tuple[str]]:
+    """Every source record's key and target number, in scope or not (transform rejects included)."""
+    for item in _read_all(source["parts"]):
+        yield (str(item["key"]),)
+        number = number_of(item.get("row") or {}, number_field)
+        if number and number != str(item["key"]):
+            yield (number,)
+    for reject in read_ndjson(source["rejects"]):
+        yield (str(reject["key"]),)
+
+
+# -- repairing --------------------------------------------------------------------------------------------------
+
+
+@pipeline.timed
+def repair(
+    scheme: Scheme, hook: KingdeeHook, ledger: SyncLedger, folder: ObjectStoragePath, compared: dict[str, Any],
+    run_id: str,
+) -> dict[str, Any]:
+    """Load the staged repair chunks through the sync's load path (``verify=True``), then read the repaired
+    records back from Kingdee and stage what still differs (``repair/left.ndjson``).
+
+    :raises TargetNotReady: the organisation or form does not exist (nothing written).
+
+    A row the load skipped as ``stale`` is not left: the ledger holds a newer source version, applied by a sync
+    that ran after this reconcile read Jikeyun.
+    """
+    out = fresh_folder(folder / "repair")
+    pipeline.check_target(scheme, hook)  # a missing organisation fails here, before any write
+    results: Counter[str] = Counter()  # one status per item (a load's counts may count an item twice)
+    superseded: set[str] = set()
+    for chunk in compared["repair_chunks"]:
+        manifest = pipeline.load_chunk(scheme, hook, ledger, folder, chunk, run_id, verify=True)
+        for result in read_ndjson(manifest["results"]):
+            results[result["status"]] += 1
+            if result["status"] == "stale":
+                superseded.add(result["key"])
+    left = Tally(KEYS_IN_REPORT)
+    left_file = out / "left.ndjson"
+    write_ndjson(left_file, (finding.model_dump() for finding in left.counted(
+        _still_differ(scheme, hook, compared, superseded))))
+    log.info("repair: %s; left: %s", dict(results), left.as_dict())
+    return {"results": dict(results), "superseded": len(superseded), "left": left.as_dict(),
+            "left_file": str(left_file), "calls": dict(hook.call_counts)}
+
+
+def _still_differ(scheme: Scheme, hook: KingdeeHook, compared: dict[str, Any], skip: set[str]) -> Iterator[Finding]:
+    """Read the repaired records back (``FNumber in (...)`` queries) and compare them again."""
+    spec = scheme.target
+    columns, audit = _columns(scheme), needs_audit(scheme)
+    items = (item for item in _read_all(c["items"] for c in compared["repair_chunks"]) if item["key"] not in skip)
+    for group in chunked(items, min(NUMBERS_PER_LOOKUP, spec.lookup_limit)):
+        numbers = [number_of(item["row"], spec.number_field) or str(item["key"]) for item in group]
+        found = {number_of(row, spec.number_field): row
+                 for row in query_target(scheme, hook, in_filter(spec.number_field, sorted(set(numbers))))}
+        for number, item in zip(numbers, group):
+            finding = classify(item, found.get(number), columns=columns, needs_audit=audit,
+                               number_field=spec.number_field, pk_field=spec.pk_field)
+            if finding is not None:
+                yield finding
