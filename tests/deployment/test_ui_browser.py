@@ -377,8 +377,9 @@ def test_clear_one_mapped_load_task_from_the_grid(ui: UI, deployment: Deployment
     expect(row.get_by_role("cell").nth(2)).to_have_text("Success", timeout=RUN_TIMEOUT_MS)
     rerun = deployment.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/load/1")
     assert (rerun["state"], rerun["try_number"]) == ("success", first_try + 1)
-    assert [ti["try_number"] for ti in deployment.task_instances(DAG_ID, run_id)
-            if ti["task_id"] == "load" and ti["map_index"] != 1] == [first_try, first_try]
+    others = [ti["try_number"] for ti in deployment.task_instances(DAG_ID, run_id)
+              if ti["task_id"] == "load" and ti["map_index"] != 1]
+    assert len(others) >= 2 and set(others) == {first_try}  # the other chunks were not run again
     deployment.wait_for_run(DAG_ID, run_id)  # the cleared report after it too
     ui.open(f"/dags/{DAG_ID}/runs/{run_id}")
     badge = page.get_by_role("heading", name=run_id, exact=True).locator("xpath=..").get_by_test_id("state-badge")

@@ -64,7 +64,7 @@ def test_sync_loads_take_one_slot_and_the_repair_every_slot_of_the_target_pool(d
 
 
 def test_reconcile_dag_shape(dags) -> None:
-    from airflow_compat import cron_of
+    from tests.support.airflow_compat import cron_of
 
     dag = dags["jikeyun_kingdee_warehouse_I0134_reconcile"]
     expression, timezone = cron_of(dag.timetable)
