@@ -138,7 +138,7 @@ def extract(
         "fetched": fetched,
         "window": [start.isoformat() if start else None, end.isoformat() if end else None],
         "calls": dict(hook.call_counts),
-        "retries": sum(getattr(hook, "retry_counts", Counter()).values()),
+        "retries": sum(hook.retry_counts.values()),
     }
 
 
