@@ -31,11 +31,10 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import pendulum
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from airflow.providers.dingding.hooks.dingding import DingdingHook
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.smtp.hooks.smtp import SmtpHook
+from pydantic import BaseModel, Field, field_validator
 
 from jikeyun_kingdee.compat import (
     AIRFLOW_V3,
@@ -47,12 +46,13 @@ from jikeyun_kingdee.compat import (
     redact,
     ui_run_url,
 )
+from jikeyun_kingdee.records import BEIJING
+from jikeyun_kingdee.scheme import AlertingConfig as AlertingConfig
 
 log = logging.getLogger(__name__)
 
 AlertKind = Literal["task_failed", "rejected_records", "deadline_missed"]
 
-BEIJING = "Asia/Shanghai"
 MAX_ERROR_CHARS = 1500
 MAX_REJECTED_IDS = 20
 REQUEST_TIMEOUT = 30  # seconds, per robot call
@@ -69,45 +69,6 @@ _TITLES: dict[str, str] = {
 
 class AlertDeliveryError(Exception):
     """An alert could not be delivered; the message never holds a secret."""
-
-
-class AlertingConfig(BaseModel):
-    """Alerting section of a scheme: which channels get which alerts.
-
-    :param dingtalk_conn_id: DingTalk robot connection (conn type ``dingding``).
-    :param wecom_conn_id: WeCom robot connection (conn type ``http``, key in ``password``).
-    :param email_to: recipients of alert emails; empty = no email.
-    :param email_conn_id: SMTP connection for the emails.
-    :param on_failure: alert when a task fails (after its last retry).
-    :param on_rejects: alert when a run rejected records.
-    :param deadline_minutes: alert when a run is not finished this many minutes after it was queued
-        (Airflow 3.1+ Deadline Alerts); ``None`` = no deadline.
-    :param base_url: Airflow UI base for links; default ``[api] base_url``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    dingtalk_conn_id: str | None = None
-    wecom_conn_id: str | None = None
-    email_to: list[str] = Field(default_factory=list)
-    email_conn_id: str = "smtp_default"
-    on_failure: bool = True
-    on_rejects: bool = True
-    deadline_minutes: int | None = Field(default=None, gt=0)
-    base_url: str | None = None
-
-    @property
-    def channels(self) -> list[str]:
-        """Names of the configured channels."""
-        return [
-            name
-            for name, configured in (
-                ("dingtalk", self.dingtalk_conn_id),
-                ("wecom", self.wecom_conn_id),
-                ("email", self.email_to),
-            )
-            if configured
-        ]
 
 
 class Alert(BaseModel):
@@ -208,7 +169,7 @@ def format_window(alert: Alert) -> str:
         return "none (run without data interval)"
     start, end = pendulum.instance(alert.window_start), pendulum.instance(alert.window_end)
     utc = f"{start.in_tz('UTC'):%Y-%m-%d %H:%M} → {end.in_tz('UTC'):%Y-%m-%d %H:%M} UTC"
-    beijing = f"{start.in_tz(BEIJING):%Y-%m-%d %H:%M} → {end.in_tz(BEIJING):%Y-%m-%d %H:%M} {BEIJING}"
+    beijing = f"{start.in_tz(BEIJING):%Y-%m-%d %H:%M} → {end.in_tz(BEIJING):%Y-%m-%d %H:%M} {BEIJING.name}"
     return f"{utc} ({beijing})"
 
 
@@ -330,9 +291,8 @@ def _deliver_wecom(alert: Alert, conn_id: str) -> None:
 def _deliver_email(alert: Alert, conn_id: str, to: list[str]) -> None:
     subject, body = render_email(alert)
     hook = SmtpHook(smtp_conn_id=conn_id)
-    with _masked_errors("email", hook.get_connection(conn_id).password):
-        with hook:
-            hook.send_email_smtp(to=to, subject=subject, html_content=body)
+    with _masked_errors("email", hook.get_connection(conn_id).password), hook:
+        hook.send_email_smtp(to=to, subject=subject, html_content=body)
 
 
 def _senders(config: AlertingConfig) -> list[tuple[str, Callable[[Alert], None]]]:

@@ -1,7 +1,7 @@
 """The main job on a laptop: the warehouse DAG against both sandboxes, on SQLite and local files.
 
 ``make demo`` (``python -m jikeyun_kingdee.demo``) starts the Jikeyun and Kingdee sandboxes on loopback, migrates a
-fresh Airflow metadata database under ``.demo/``, runs ``jikeyun_kingdee_warehouse_I0134`` twice with ``dag.test()``
+fresh Airflow metadata database under ``.demo/``, runs the DAG of ``include/schemes/warehouse_I0134.yaml`` twice with ``dag.test()``
 — the initial full load, then one hourly window in which warehouses were added, renamed and blocked up — and prints
 each run's summary and what now stands in the Kingdee sandbox.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MODIFIED_TO = datetime(2026, 11, 1, tzinfo=timezone.utc)
-DAG_ID = "jikeyun_kingdee_warehouse_I0134"
+SCHEME_FILE = "warehouse_I0134.yaml"  # the DAG run is this scheme's
 
 
 def configure_airflow(home: Path, dags_folder: Path) -> None:
@@ -46,7 +46,7 @@ def connect(jikeyun, kingdee) -> None:
 
 
 def summary_of(dag_run) -> dict:
-    from jikeyun_kingdee.compat import return_value_of
+    from jikeyun_kingdee.local_runs import return_value_of
 
     return return_value_of(dag_run, "report") or {}
 
@@ -93,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from airflow.utils import db
 
-    from jikeyun_kingdee.compat import load_dag_bag, run_dag_test
+    from jikeyun_kingdee.dag_factory import default_schemes_folder
+    from jikeyun_kingdee.local_runs import load_dag_bag, run_dag
     from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
     from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+    from jikeyun_kingdee.scheme import load_scheme
 
     print(f"Airflow home {home} (SQLite, local staging); migrating the metadata database …", flush=True)
     db.resetdb()
@@ -107,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         if bag.import_errors:
             print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
             return 1
-        dag = bag.get_dag(DAG_ID)
+        dag = bag.get_dag(load_scheme(default_schemes_folder(dags_folder / "demo.py") / SCHEME_FILE).dag_id)
 
         first_window_end = MODIFIED_TO + timedelta(hours=1)
-        initial = run_dag_test(dag, first_window_end, run_conf={"full_resync": True})
+        initial = run_dag(dag, first_window_end, run_conf={"full_resync": True})
         print_run("initial load (full resync)", initial)
 
         codes = sorted(code for code, w in jikeyun.warehouses.items() if int(w["isBlockup"]) == 0 and not int(w.get("isDelete") or 0))
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         jikeyun.add_warehouse(warehouseCode="DEMO-NEW-01", warehouseName="演示新建仓", isBlockup=0, isDelete=0, modified_at=in_window)
         jikeyun.modify_warehouse(codes[0], warehouseName=f"{jikeyun.warehouses[codes[0]]['warehouseName']}（更名）", modified_at=in_window)
         jikeyun.block_warehouse(codes[1], modified_at=in_window)
-        hourly = run_dag_test(dag, first_window_end + timedelta(hours=1))
+        hourly = run_dag(dag, first_window_end + timedelta(hours=1))
         print_run("next hourly window (1 added, 1 renamed, 1 blocked up)", hourly)
         print_kingdee(kingdee, args.show)
     ok = initial.state == hourly.state == "success"
