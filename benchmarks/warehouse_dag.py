@@ -35,7 +35,7 @@ os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = sys.argv[4]
 from airflow.utils import db
 db.resetdb()
 from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[2]).get_dag("jikeyun_kingdee_warehouse_I0134")
+dag = DagBag(dag_folder=sys.argv[2]).get_dag(sys.argv[5])
 started = time.perf_counter()
 run = dag.test(logical_date=None)
 elapsed = time.perf_counter() - started
@@ -96,7 +96,7 @@ def minimum_calls(total: int, active: int, page_size: int, rows_per_batch: int) 
     return {"erp.warehouse.get": total // page_size + 1, "login": 1, "BatchSave": math.ceil(active / rows_per_batch)}
 
 
-def run_size(size: int) -> dict:
+def run_size(size: int, dag_id: str) -> dict:
     jikeyun, jikeyun_url = start_sandbox("jikeyun", "--warehouses", str(size))
     kingdee, kingdee_url = start_sandbox("kingdee")
     try:
@@ -105,7 +105,7 @@ def run_size(size: int) -> dict:
         kd_conn = json.dumps({"conn_type": "kingdee", "host": f"{kingdee_url}/k3cloud/", "login": "webapi",
                               "password": "Kingdee@123", "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"}})
         with tempfile.TemporaryDirectory(prefix="jk-bench-") as home:
-            child = subprocess.Popen([sys.executable, "-c", RUN_ONE, home, str(REPO / "dags"), jk_conn, kd_conn],
+            child = subprocess.Popen([sys.executable, "-c", RUN_ONE, home, str(REPO / "dags"), jk_conn, kd_conn, dag_id],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             stdout = child.stdout.read()
             _, status, usage = os.wait4(child.pid, 0)
@@ -141,7 +141,7 @@ def main() -> int:
     cold, warm = parse_times()
     print(f"DAG file parse time: {cold * 1000:.0f} ms cold (fresh interpreter, imports included), {warm * 1000:.1f} ms warm")
     for size in args.sizes:
-        figures = run_size(size)
+        figures = run_size(size, scheme.dag_id)
         minimum = minimum_calls(size, figures["active"], scheme.source.page_size, scheme.target.rows_per_batch)
         print(f"\n{size} warehouses, full sync into an empty Kingdee ({figures['active']} active after the condition): "
               f"run {figures['state']} in {figures['seconds']:.1f} s wall, peak RSS of the task process {figures['peak_rss_mb']:.0f} MB")

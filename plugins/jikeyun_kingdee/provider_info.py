@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-JIKEYUN_GATEWAY_URL = "https://open.jackyun.com/open/openapi/do"
+#: the public Jikeyun open API gateway (the hook's default host and the connection form's placeholder)
+GATEWAY_URL = "https://open.jackyun.com/open/openapi/do"
 
 _HIDDEN = ["schema", "port", "extra"]  # extras have their own typed fields; raw JSON would bypass them
 _TIMEOUT = {
@@ -50,7 +51,7 @@ PROVIDER_INFO: dict[str, Any] = {
                 "hidden-fields": _HIDDEN,
                 "relabeling": {"host": "Gateway URL", "login": "AppKey", "password": "AppSecret"},
                 "placeholders": {
-                    "host": JIKEYUN_GATEWAY_URL,
+                    "host": GATEWAY_URL,
                     "login": "numeric AppKey of the open-platform app, e.g. 16242933",
                     "password": "AppSecret of the open-platform app",
                 },

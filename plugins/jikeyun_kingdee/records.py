@@ -19,6 +19,7 @@ import pendulum
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+#: Jikeyun speaks Beijing time: the one time zone of the package (records, hooks, alerts)
 BEIJING = pendulum.timezone("Asia/Shanghai")
 
 

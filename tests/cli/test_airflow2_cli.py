@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.airflow_compat import only_airflow2
-
-DAG_ID = "jikeyun_kingdee_warehouse_I0134"
+from tests.support.dag_timeline import DAG_ID
 LOGICAL_DATE = "2026-11-01T01:00:00+00:00"
 SANDBOX = [sys.executable, "-m", "jikeyun_kingdee.sandbox"]
 

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import requests
 
-DAG_ID = "jikeyun_kingdee_warehouse_I0134"
-DEADLINE_DAG_ID = "jikeyun_kingdee_warehouse_I0134_deadline"
+from tests.support.dag_timeline import DAG_ID
+
+DEADLINE_DAG_ID = f"{DAG_ID}_deadline"
 JIKEYUN_SECRET = "deploy-jikeyun-appsecret-5c1e9a"
 KINGDEE_PASSWORD = "deploy-kingdee-password-7f3b"
 KINGDEE_APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
