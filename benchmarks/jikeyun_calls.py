@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-"))
 
-from jikeyun_kingdee.hooks.jikeyun import JikeyunHook  # noqa: E402
-from jikeyun_kingdee.sandbox._http import round_trip_ms  # noqa: E402
-from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox  # noqa: E402
+from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
+from jikeyun_kingdee.sandbox._http import round_trip_ms
+from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
 
 METHOD, LIST_KEY, ALL = "erp.warehouse.get", "warehouseInfo", {"includeDeleteAndBlockup": 1}
 HOUR = (datetime(2025, 6, 1, 0, 0, tzinfo=UTC), datetime(2025, 6, 1, 1, 0, tzinfo=UTC))

@@ -35,13 +35,13 @@ from typing import Any
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-"))
 
-import jikeyun_kingdee  # noqa: E402
-from jikeyun_kingdee.hooks.kingdee import KingdeeHook  # noqa: E402
-from jikeyun_kingdee.ledger import SyncLedger  # noqa: E402
-from jikeyun_kingdee.pipeline import load_chunk  # noqa: E402
-from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox  # noqa: E402
-from jikeyun_kingdee.scheme import load_scheme  # noqa: E402
-from jikeyun_kingdee.staging import ObjectStoragePath, write_ndjson  # noqa: E402
+import jikeyun_kingdee
+from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+from jikeyun_kingdee.ledger import SyncLedger
+from jikeyun_kingdee.pipeline import load_chunk
+from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+from jikeyun_kingdee.scheme import load_scheme
+from jikeyun_kingdee.staging import ObjectStoragePath, write_ndjson
 
 ORG = "I0134"
 T0 = 1_790_000_000_000

@@ -52,7 +52,7 @@ def free_port() -> int:
 def control(url: str, command: str, payload: dict | None = None):
     request = urllib.request.Request(f"{url}/_sandbox/{command}", data=json.dumps(payload or {}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())["result"]
 
 
@@ -74,12 +74,12 @@ def start_sandbox(kind: str, *args: str) -> tuple[subprocess.Popen, str]:
 def parse_times(repeat: int = 5) -> tuple[float, float]:
     """(cold: a fresh interpreter importing and running the DAG file; warm: re-running it in a warm interpreter)."""
     script = (
-        "import runpy, time; t = time.perf_counter(); runpy.run_path(%r); cold = time.perf_counter() - t\n"
+        f"import runpy, time; t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); cold = time.perf_counter() - t\n"
         "warm = []\n"
         "for _ in range(5):\n"
-        "    t = time.perf_counter(); runpy.run_path(%r); warm.append(time.perf_counter() - t)\n"
+        f"    t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); warm.append(time.perf_counter() - t)\n"
         "print(cold, min(warm))\n"
-    ) % (str(DAG_FILE), str(DAG_FILE))
+    )
     colds, warms = [], []
     for _ in range(repeat):
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -49,11 +49,11 @@ ERROR = "KingdeeError: MsgCode 11 基础资料不存在 row 3"
 
 
 def _alert(**overrides) -> Alert:
-    fields = dict(
-        kind="task_failed", dag_id="jky_kd_warehouse_I0134", run_id=RUN_ID, window_start=START, window_end=END,
-        task_id="save_batches", error=ERROR, counts={"fetched": 120, "saved": 117, "rejected": 3},
-        rejected=["WH001", "WH002", "WH003"], url=alerting.run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID, "save_batches"),
-    )
+    fields = {
+        "kind": "task_failed", "dag_id": "jky_kd_warehouse_I0134", "run_id": RUN_ID, "window_start": START, "window_end": END,
+        "task_id": "save_batches", "error": ERROR, "counts": {"fetched": 120, "saved": 117, "rejected": 3},
+        "rejected": ["WH001", "WH002", "WH003"], "url": alerting.run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID, "save_batches"),
+    }
     return Alert(**(fields | overrides))
 
 
@@ -218,12 +218,12 @@ def test_failure_callbacks_only_when_wanted():
     assert isinstance(notifier, SchemeAlertNotifier) and notifier.config.wecom_conn_id == "w"
 
 
-PROBE_DAG = """
+PROBE_DAG = f"""
 import pendulum
 from jikeyun_kingdee.compat import DAG, CronDataIntervalTimetable, task
 from jikeyun_kingdee.alerting import AlertingConfig, failure_callbacks
 
-config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", base_url="%s")
+config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", base_url="{BASE_URL}")
 hourly = CronDataIntervalTimetable("0 * * * *", timezone="UTC")
 with DAG("alerting_failure_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"), catchup=False) as dag:
 
@@ -232,7 +232,7 @@ with DAG("alerting_failure_probe", schedule=hourly, start_date=pendulum.datetime
         raise RuntimeError("Kingdee MsgCode 11: 基础资料不存在")
 
     save_batches()
-""" % BASE_URL
+"""
 
 
 def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channels, tmp_path, monkeypatch):
@@ -311,7 +311,7 @@ def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhoo
     payloads = asyncio.run(events())
     assert payloads[-1]["state"] == "success", payloads
     assert payloads[-1]["body"] == ["dingtalk", "wecom"]
-    for posted, text in zip(webhook.posted, ("text", "content")):
+    for posted, text in zip(webhook.posted, ("text", "content"), strict=False):
         _assert_names_everything(posted.body["markdown"][text], [
             "Deadline missed", "jky_kd_warehouse_I0134", RUN_ID, "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
             "2024-05-01T01:30:00+00:00", "state running", RUN_URL,
@@ -339,12 +339,12 @@ def test_scheme_deadline_is_a_deadline_alert_on_airflow3_and_the_report_tasks_sl
         assert {t.task_id: t.sla for t in dag.tasks if t.sla} == {"report": timedelta(minutes=45)}
 
 
-SLA_PROBE_DAG = """
+SLA_PROBE_DAG = f"""
 import pendulum
 from jikeyun_kingdee.compat import DAG, CronDataIntervalTimetable, task
 from jikeyun_kingdee.alerting import AlertingConfig, sla_miss_callback
 
-config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", deadline_minutes=1, base_url="%s")
+config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", deadline_minutes=1, base_url="{BASE_URL}")
 hourly = CronDataIntervalTimetable("0 * * * *", timezone="UTC")
 with DAG("alerting_sla_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"), catchup=False,
          sla_miss_callback=sla_miss_callback(config)) as dag:
@@ -354,7 +354,7 @@ with DAG("alerting_sla_probe", schedule=hourly, start_date=pendulum.datetime(202
         return "done"
 
     report()
-""" % BASE_URL
+"""
 
 
 @only_airflow2

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.airflow_compat import only_airflow2
 from tests.support.dag_timeline import DAG_ID
+
 LOGICAL_DATE = "2026-11-01T01:00:00+00:00"
 SANDBOX = [sys.executable, "-m", "jikeyun_kingdee.sandbox"]
 

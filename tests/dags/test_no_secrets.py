@@ -53,7 +53,7 @@ def test_runs_with_faults_leak_no_secret(warehouse_dag, jikeyun, kingdee, stagin
 
     with engine.connect() as conn:
         for table in ("xcom", "task_instance", "dag_run", "log"):
-            rows = conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall()  # noqa: S608 - fixed table names
+            rows = conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall()
             places[f"table {table}"] = "\n".join(repr(row) for row in rows)
     assert any("api_call system=jikeyun" in text for text in places.values())  # the scan does see the call logs
     staged = [Path(p) for p in places if p.startswith(str(staging))]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl
 
 import pendulum
 import pytest
 import requests
-from urllib.parse import parse_qsl
 
 from jikeyun_kingdee.hooks.jikeyun import (
     JikeyunAuth,

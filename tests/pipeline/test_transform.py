@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from jikeyun_kingdee.records import parse_jikeyun_time, to_epoch_ms
 from jikeyun_kingdee.scheme import Comparison, Lifecycle, load_scheme
 from jikeyun_kingdee.transform import (

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from jikeyun_kingdee.scheme import (
     Lifecycle,
     Scheme,

@@ -3,6 +3,7 @@ tests share with the fixtures that start it (``tests/deployment/conftest.py``)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -51,23 +52,17 @@ class Service:
         except psutil.NoSuchProcess:
             family = []
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
             for member in family:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     member.send_signal(sig)
-                except psutil.NoSuchProcess:
-                    pass
             _, alive = psutil.wait_procs(family, timeout=grace if sig == signal.SIGTERM else 5)
             family = alive
             if not family:
                 break
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 @dataclass

@@ -600,7 +600,7 @@ class KingdeeSandbox(SandboxServer):
         flag = _truthy(data.get("isautosubmitandaudit", False))
         successes, errors, batch_numbers = [], [], {}
         for index, model in enumerate(models):
-            model = {k: v for k, v in (model or {}).items()}
+            model = dict((model or {}).items())
             pk = model.get("FStockId")
             existing = self._stocks.get(int(pk)) if str(pk or "0").isdigit() and int(pk or 0) else None
             if existing is not None and update_fields:
