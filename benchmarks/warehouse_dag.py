@@ -110,7 +110,7 @@ def run_size(size: int, dag_id: str) -> dict:
             stdout = child.stdout.read()
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
-        line = next((l for l in stdout.splitlines() if l.startswith("RESULT ")), None)
+        line = next((out for out in stdout.splitlines() if out.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"benchmark run failed (exit {child.returncode}): {stdout[-2000:]}")
         result = json.loads(line[len("RESULT "):])

@@ -127,7 +127,7 @@ def describe_error(error: BaseException | str | None) -> str | None:
     if error is None:
         return None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return redact(text)
+    return str(redact(text))
 
 
 def alert_from_context(context: Mapping[str, Any], kind: AlertKind, *, base_url: str | None = None, **extra: Any) -> Alert:
@@ -438,7 +438,6 @@ def sla_missed(
     :param slas: the new ``SlaMiss`` rows (``task_id``, ``execution_date``).
     :return: the channels that delivered, over every alert sent.
     """
-    from airflow.models.dagrun import DagRun  # Airflow 2 only, like the SLA itself
     from airflow.utils.types import DagRunType
 
     alerting = (
@@ -450,7 +449,7 @@ def sla_missed(
     delivered: list[str] = []
     for logical_date, task_ids in sorted(missed.items()):
         window = dag.infer_automated_data_interval(logical_date)
-        run_id = DagRun.generate_run_id(DagRunType.SCHEDULED, logical_date)
+        run_id = f"{DagRunType.SCHEDULED.value}__{logical_date.isoformat()}"  # Airflow 2's scheduled run id
         alert = Alert(
             kind="deadline_missed", dag_id=dag.dag_id, run_id=run_id, window_start=window.start, window_end=window.end,
             error=f"task(s) {', '.join(sorted(task_ids))} not finished {alerting.deadline_minutes} min after the window "

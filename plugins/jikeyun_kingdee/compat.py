@@ -49,21 +49,21 @@ if AIRFLOW_V3:
     try:  # 3.2+
         from airflow.sdk._shared.secrets_masker import redact
     except ImportError:  # 3.1
-        from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
+        from airflow.sdk.execution_time.secrets_masker import redact
 
     _UI_BASE_URL = ("api", "base_url")
 else:  # Airflow 2.10 / 2.11
-    from airflow.configuration import conf  # type: ignore[no-redef]
-    from airflow.decorators import task  # type: ignore[no-redef]
-    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    from airflow.models.dag import DAG  # type: ignore[no-redef]
-    from airflow.models.param import Param  # type: ignore[no-redef]
-    from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
-    from airflow.operators.python import get_current_context  # type: ignore[no-redef]
-    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
-    from airflow.utils.log.secrets_masker import mask_secret, redact  # type: ignore[no-redef]
+    from airflow.configuration import conf
+    from airflow.decorators import task
+    from airflow.exceptions import AirflowException, AirflowFailException
+    from airflow.hooks.base import BaseHook
+    from airflow.io.path import ObjectStoragePath
+    from airflow.models.dag import DAG
+    from airflow.models.param import Param
+    from airflow.notifications.basenotifier import BaseNotifier
+    from airflow.operators.python import get_current_context
+    from airflow.timetables.interval import CronDataIntervalTimetable
+    from airflow.utils.log.secrets_masker import mask_secret, redact
 
     AsyncCallback = DeadlineAlert = DeadlineReference = None  # Airflow 2 has SLAs instead
     _UI_BASE_URL = ("webserver", "base_url")

@@ -15,6 +15,11 @@ import shutil
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
+    from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
@@ -34,7 +39,7 @@ def configure_airflow(home: Path, dags_folder: Path) -> None:
     })
 
 
-def connect(jikeyun, kingdee) -> None:
+def connect(jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox) -> None:
     """Airflow connections to the sandboxes, as ``AIRFLOW_CONN_*`` environment variables."""
     os.environ["AIRFLOW_CONN_JIKEYUN_DEFAULT"] = json.dumps({
         "conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": jikeyun.appsecret,
@@ -45,13 +50,13 @@ def connect(jikeyun, kingdee) -> None:
     })
 
 
-def summary_of(dag_run) -> dict:
+def summary_of(dag_run: Any) -> dict[str, Any]:
     from jikeyun_kingdee.local_runs import return_value_of
 
     return return_value_of(dag_run, "report") or {}
 
 
-def print_run(title: str, dag_run) -> None:
+def print_run(title: str, dag_run: Any) -> None:
     print(f"\n== {title}: run {dag_run.run_id} → {dag_run.state}")
     window = f"{dag_run.data_interval_start} → {dag_run.data_interval_end}"
     print(f"   data interval: {window}")
@@ -63,7 +68,7 @@ def print_run(title: str, dag_run) -> None:
             print(f"   {key:<20} {value}")
 
 
-def print_kingdee(kingdee, limit: int) -> None:
+def print_kingdee(kingdee: KingdeeSandbox, limit: int) -> None:
     stocks = sorted(kingdee.stocks(org="I0134"), key=lambda s: s["FNumber"])
     statuses: dict[str, int] = {}
     for stock in stocks:

@@ -17,9 +17,11 @@ def load_dag_bag(dag_folder: str) -> Any:
     """The ``DagBag`` of ``dag_folder`` (example DAGs as configured)."""
     if AIRFLOW_V3:
         from airflow.dag_processing.dagbag import DagBag
-    else:
-        from airflow.models.dagbag import DagBag
-    return DagBag(dag_folder=dag_folder)
+
+        return DagBag(dag_folder=dag_folder)
+    from airflow.models.dagbag import DagBag as Airflow2DagBag
+
+    return Airflow2DagBag(dag_folder=dag_folder)
 
 
 def run_dag(dag: Any, logical_date: datetime | None, run_conf: dict[str, Any] | None = None) -> Any:

@@ -131,7 +131,8 @@ def connection_type(conn_type: str) -> dict[str, Any]:
     """
     for entry in PROVIDER_INFO["connection-types"]:
         if entry["connection-type"] == conn_type:
-            return entry
+            found: dict[str, Any] = entry
+            return found
     raise KeyError(f"unknown connection type {conn_type!r}")
 
 

@@ -145,7 +145,7 @@ def test_transform_record_without_a_record_model_parses_the_raw_field() -> None:
     assert scheme.source.record_type is None
     item = transform_record(scheme, {"warehouseCode": "WH1", "warehouseName": "n", "gmtModified": "1631020179000"})
     assert item["modified"] == 1631020179000
-    with pytest.raises(ValueError, match="not a date-time|not a time|Unable to parse"):
+    with pytest.raises(ValueError, match=r"not a date-time|not a time|Unable to parse"):
         transform_record(scheme, {"warehouseCode": "WH1", "warehouseName": "n", "gmtModified": "yesterday-ish"})
 
 

@@ -190,15 +190,17 @@ class KingdeeSignatureAuth(AuthBase):
     """``requests`` auth that signs every request with the SDK-v8 headers (no login call needed)."""
 
     def __init__(self, *, acct_id: str, username: str, app_id: str, app_secret: str, lcid: int, org_num: int):
-        self._identity = {"acct_id": acct_id, "username": username, "app_id": app_id, "lcid": lcid, "org_num": org_num}
+        self.acct_id, self.username, self.app_id, self.lcid, self.org_num = acct_id, username, app_id, lcid, org_num
         self._app_secret = app_secret
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        request.headers.update(signature_headers(request.url or "", app_secret=self._app_secret, **self._identity))
+        request.headers.update(signature_headers(
+            request.url or "", acct_id=self.acct_id, username=self.username, app_id=self.app_id,
+            app_secret=self._app_secret, lcid=self.lcid, org_num=self.org_num))
         return request
 
     def __repr__(self) -> str:  # never show the secret
-        return f"KingdeeSignatureAuth(acct_id={self._identity['acct_id']!r}, username={self._identity['username']!r})"
+        return f"KingdeeSignatureAuth(acct_id={self.acct_id!r}, username={self.username!r})"
 
 
 # -- connection and results ---------------------------------------------------------------------------------
@@ -480,7 +482,7 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
             if replay == 1:
                 self.log.warning("Kingdee %s: session lost (MsgCode 1); logging in again and replaying once",
                                  operation)
-        raise error_from_status(status, operation)
+        raise error_from_status(status or {}, operation)
 
     def call(self, operation: str, body: dict) -> Any:
         """Call ``DynamicFormService.<operation>`` with retries of what is safe.
@@ -670,7 +672,8 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
         status = response_status(reply)
         if status and not status.get("IsSuccess", True):
             raise error_from_status(status, "View")
-        return reply["Result"]["Result"]
+        record: dict = reply["Result"]["Result"]
+        return record
 
     def _query_pages(self, data: dict, limit: int) -> Iterator[list]:
         """ExecuteBillQuery pages by ``StartRow``, tolerant of the server's row limit (see ``SAFE_QUERY_LIMIT``)."""
