@@ -130,7 +130,9 @@ def describe_error(error: BaseException | str | None) -> str | None:
     return str(redact(text))
 
 
-def alert_from_context(context: Mapping[str, Any], kind: AlertKind, *, base_url: str | None = None, **extra: Any) -> Alert:
+def alert_from_context(
+    context: Mapping[str, Any], kind: AlertKind, *, base_url: str | None = None, **extra: Any
+) -> Alert:
     """Build an alert from an Airflow 3 task context or a deadline callback context.
 
     :param context: task context (``dag_run``, ``ti``, ``exception``, ``data_interval_*``) or the deadline context
@@ -406,7 +408,8 @@ async def deadline_missed(config: str | Mapping[str, Any], context: Mapping[str,
     context = context or {}
     deadline_time = _read(context.get("deadline"), "deadline_time")
     state = _read(context.get("dag_run"), "state")
-    error = f"run not finished by its deadline {deadline_time} (state {state}, {alerting.deadline_minutes} min after queued)"
+    error = (f"run not finished by its deadline {deadline_time} (state {state}, "
+             f"{alerting.deadline_minutes} min after queued)")
     alert = alert_from_context(context, "deadline_missed", base_url=alerting.base_url, error=error)
     # the hooks are blocking: keep the triggerer's event loop free
     return await asyncio.to_thread(send_alert, alert, alerting)
@@ -452,7 +455,8 @@ def sla_missed(
         run_id = f"{DagRunType.SCHEDULED.value}__{logical_date.isoformat()}"  # Airflow 2's scheduled run id
         alert = Alert(
             kind="deadline_missed", dag_id=dag.dag_id, run_id=run_id, window_start=window.start, window_end=window.end,
-            error=f"task(s) {', '.join(sorted(task_ids))} not finished {alerting.deadline_minutes} min after the window "
+            error=f"task(s) {', '.join(sorted(task_ids))} not finished {alerting.deadline_minutes} min after the "
+            "window "
             "closed (SLA)",
             url=run_url(alerting.base_url, dag.dag_id, run_id),
         )

@@ -1,9 +1,9 @@
 """The main job on a laptop: the warehouse DAG against both sandboxes, on SQLite and local files.
 
 ``make demo`` (``python -m jikeyun_kingdee.demo``) starts the Jikeyun and Kingdee sandboxes on loopback, migrates a
-fresh Airflow metadata database under ``.demo/``, runs the DAG of ``include/schemes/warehouse_I0134.yaml`` twice with ``dag.test()``
-— the initial full load, then one hourly window in which warehouses were added, renamed and blocked up — and prints
-each run's summary and what now stands in the Kingdee sandbox.
+fresh Airflow metadata database under ``.demo/``, runs the DAG of ``include/schemes/warehouse_I0134.yaml`` twice with
+``dag.test()`` — the initial full load, then one hourly window in which warehouses were added, renamed and blocked
+up — and prints each run's summary and what now stands in the Kingdee sandbox.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def connect(jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox) -> None:
         "conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": jikeyun.appsecret,
     })
     os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = json.dumps({
-        "conn_type": "kingdee", "host": f"{kingdee.url}/k3cloud/", "login": kingdee.username, "password": kingdee.password,
+        "conn_type": "kingdee", "host": f"{kingdee.url}/k3cloud/", "login": kingdee.username,
+        "password": kingdee.password,
         "extra": {"acct_id": kingdee.acct_id, "auth": "password"},
     })
 
@@ -60,7 +61,8 @@ def print_run(title: str, dag_run: Any) -> None:
     print(f"\n== {title}: run {dag_run.run_id} → {dag_run.state}")
     window = f"{dag_run.data_interval_start} → {dag_run.data_interval_end}"
     print(f"   data interval: {window}")
-    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or t.end_date or datetime.max.replace(tzinfo=timezone.utc), t.map_index)):
+    never = datetime.max.replace(tzinfo=timezone.utc)
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or t.end_date or never, t.map_index)):
         name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
         print(f"   {name:<14} {ti.state}")
     for key, value in summary_of(dag_run).items():
@@ -120,10 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         initial = run_dag(dag, first_window_end, run_conf={"full_resync": True})
         print_run("initial load (full resync)", initial)
 
-        codes = sorted(code for code, w in jikeyun.warehouses.items() if int(w["isBlockup"]) == 0 and not int(w.get("isDelete") or 0))
+        codes = sorted(code for code, w in jikeyun.warehouses.items()
+                       if int(w["isBlockup"]) == 0 and not int(w.get("isDelete") or 0))
         in_window = first_window_end + timedelta(minutes=20)
-        jikeyun.add_warehouse(warehouseCode="DEMO-NEW-01", warehouseName="演示新建仓", isBlockup=0, isDelete=0, modified_at=in_window)
-        jikeyun.modify_warehouse(codes[0], warehouseName=f"{jikeyun.warehouses[codes[0]]['warehouseName']}（更名）", modified_at=in_window)
+        jikeyun.add_warehouse(warehouseCode="DEMO-NEW-01", warehouseName="演示新建仓", isBlockup=0, isDelete=0,
+                              modified_at=in_window)
+        renamed = f"{jikeyun.warehouses[codes[0]]['warehouseName']}（更名）"
+        jikeyun.modify_warehouse(codes[0], warehouseName=renamed, modified_at=in_window)
         jikeyun.block_warehouse(codes[1], modified_at=in_window)
         hourly = run_dag(dag, first_window_end + timedelta(hours=1))
         print_run("next hourly window (1 added, 1 renamed, 1 blocked up)", hourly)

@@ -117,7 +117,9 @@ def extract(
         bizcontent["includeDeleteAndBlockup"] = 1
     if source.window is None:
         records: Iterable[dict[str, Any]] = (
-            record for page in hook.iter_pages(source.method, bizcontent, source.list_key, source.page_size) for record in page
+            record
+            for page in hook.iter_pages(source.method, bizcontent, source.list_key, source.page_size)
+            for record in page
         )
     else:
         records = hook.iter_window(

@@ -98,11 +98,13 @@ PROVIDER_INFO: dict[str, Any] = {
                     "label": "Authentication",
                     "description": "password: ValidateUser; app_secret: LoginByAppSecret; "
                     "signature: stateless SDK header signature.",
-                    "schema": {"type": "string", "enum": ["password", "app_secret", "signature"], "default": "password"},
+                    "schema": {"type": "string", "enum": ["password", "app_secret", "signature"],
+                               "default": "password"},
                 },
                 "app_id": {
                     "label": "App ID",
-                    "description": "Third-party app id `<clientId>_<secret part>`; needed for app_secret and signature.",
+                    "description": "Third-party app id `<clientId>_<secret part>`; needed for app_secret and "
+                    "signature.",
                     "schema": {"type": ["string", "null"]},
                 },
                 "lcid": {

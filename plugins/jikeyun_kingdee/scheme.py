@@ -433,7 +433,8 @@ def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
 def _platform_comparison(item: dict[str, Any], where: str) -> dict[str, Any]:
     logic = str(item.get("logic", "")).lower()
     if logic not in PLATFORM_OPERATORS:
-        _fail(f"{where} ({item.get('field')})", f"unknown operator {item.get('logic')!r}; known: {sorted(PLATFORM_OPERATORS)}")
+        _fail(f"{where} ({item.get('field')})",
+              f"unknown operator {item.get('logic')!r}; known: {sorted(PLATFORM_OPERATORS)}")
     value = item.get("value")
     if PLATFORM_OPERATORS[logic] in ("in", "not_in") and isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
@@ -452,7 +453,8 @@ def _platform_target(block: dict[str, Any], form_id: str) -> dict[str, Any]:
             submit_and_audit = _truthy(value)
             continue
         if isinstance(value, str) and value.lower() in ("true", "false") and kind in ("string", "bool"):
-            value = value.lower() == "true"  # Kingdee takes "true" and true alike (docs/protocol/kingdee.md §1, body shapes)
+            # Kingdee takes "true" and true alike (docs/protocol/kingdee.md §1, body shapes)
+            value = value.lower() == "true"
         if isinstance(value, str) and not REFERENCE.match(value) and field.endswith("OrgId"):
             organisation = organisation or value
             value = {"FNumber": value}  # organisation fields are base-data references by number

@@ -44,7 +44,9 @@ def window_label(start: datetime | None, end: datetime | None) -> str:
     return f"{start:%Y%m%dT%H%M%S%z}--{end:%Y%m%dT%H%M%S%z}".replace("+0000", "Z")
 
 
-def run_folder(base: ObjectStoragePath, dag_id: str, run_id: str, start: datetime | None, end: datetime | None) -> ObjectStoragePath:
+def run_folder(
+    base: ObjectStoragePath, dag_id: str, run_id: str, start: datetime | None, end: datetime | None
+) -> ObjectStoragePath:
     return base / dag_id / window_label(start, end) / UNSAFE.sub("_", run_id)
 
 

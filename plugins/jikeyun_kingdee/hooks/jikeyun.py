@@ -647,14 +647,16 @@ class JikeyunHook(ApiHook[JikeyunSettings]):
                     # previous page may have slipped past this one. Everything up to the previous page's last
                     # record is read, so a sorted server continues from its second; else read the answer again.
                     self.log.info("Jikeyun %s: the answer to %s shifted between pages; reading on from %s",
-                                  window.api_method, query, beijing_time(max(cursor, previous_last) if proven else cursor))
+                                  window.api_method, query,
+                                  beijing_time(max(cursor, previous_last) if proven else cursor))
                     if proven and previous_last > cursor:
                         cursor, passes = previous_last, 0
                         _forget_before(recent, cursor - 1)
                     else:
                         passes += 1
                         if passes >= STABLE_READ_PASSES:
-                            raise JikeyunError(window.api_method, f"records of {query} kept changing over {passes} reads")
+                            raise JikeyunError(window.api_method,
+                                               f"records of {query} kept changing over {passes} reads")
                     break
                 if not is_time_ordered(seconds):
                     return self._unsorted(window, lo, cursor, page if cursor == lo and index == 0 else None)
