@@ -30,6 +30,7 @@ import math
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def row(i: int, name: str | None = None) -> dict[str, Any]:
             "FCreateOrgId": {"FNumber": ORG}, "FUseOrgId": {"FNumber": ORG}, "FAllowMinusQty": True}
 
 
-def items(count: int, modified: int, *, renamed: set[int] = frozenset(), state: str = "active",
+def items(count: int, modified: int, *, renamed: Set[int] = frozenset(), state: str = "active",
           only: set[int] | None = None) -> list[dict[str, Any]]:
     return [{"key": f"WH{i:05d}", "modified": modified, "row": row(i, f"仓库{i:05d}（改）" if i in renamed else None),
              "state": state} for i in range(count) if only is None or i in only]

@@ -65,7 +65,8 @@ def run(script: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
-    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    result: dict = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    return result
 
 
 def main() -> None:

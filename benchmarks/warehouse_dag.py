@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_FILE = REPO / "dags" / "jikeyun_kingdee_schemes.py"
@@ -29,6 +30,7 @@ RUN_ONE = r"""
 import json, os, sys, time
 from jikeyun_kingdee.demo import configure_airflow
 from pathlib import Path
+from typing import Any
 home = Path(sys.argv[1]); configure_airflow(home, Path(sys.argv[2]))
 os.environ["AIRFLOW_CONN_JIKEYUN_DEFAULT"] = sys.argv[3]
 os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = sys.argv[4]
@@ -46,10 +48,11 @@ print("RESULT " + json.dumps({"state": str(run.state), "seconds": elapsed}))
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def control(url: str, command: str, payload: dict | None = None):
+def control(url: str, command: str, payload: dict | None = None) -> Any:
     request = urllib.request.Request(f"{url}/_sandbox/{command}", data=json.dumps(payload or {}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -107,7 +110,7 @@ def run_size(size: int, dag_id: str) -> dict:
         with tempfile.TemporaryDirectory(prefix="jk-bench-") as home:
             child = subprocess.Popen([sys.executable, "-c", RUN_ONE, home, str(REPO / "dags"), jk_conn, kd_conn, dag_id],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            stdout = child.stdout.read()
+            stdout = child.stdout.read() if child.stdout else ""
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
         line = next((out for out in stdout.splitlines() if out.startswith("RESULT ")), None)

@@ -21,7 +21,8 @@ from itertools import islice
 from types import TracebackType
 from typing import Any
 
-from jikeyun_kingdee.compat import ObjectStoragePath, conf
+from jikeyun_kingdee.compat import ObjectStoragePath as ObjectStoragePath
+from jikeyun_kingdee.compat import conf
 
 UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 LINES_PER_WRITE = 500
