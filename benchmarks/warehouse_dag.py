@@ -61,8 +61,12 @@ def control(url: str, command: str, payload: dict | None = None) -> Any:
 
 def start_sandbox(kind: str, *args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", kind, "--port", str(port), *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", kind, "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -77,7 +81,8 @@ def start_sandbox(kind: str, *args: str) -> tuple[subprocess.Popen, str]:
 def parse_times(repeat: int = 5) -> tuple[float, float]:
     """(cold: a fresh interpreter importing and running the DAG file; warm: re-running it in a warm interpreter)."""
     script = (
-        f"import runpy, time; t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); cold = time.perf_counter() - t\n"
+        f"import runpy, time; t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); "
+        "cold = time.perf_counter() - t\n"
         "warm = []\n"
         "for _ in range(5):\n"
         f"    t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); warm.append(time.perf_counter() - t)\n"
@@ -103,20 +108,38 @@ def run_size(size: int, dag_id: str) -> dict:
     jikeyun, jikeyun_url = start_sandbox("jikeyun", "--warehouses", str(size))
     kingdee, kingdee_url = start_sandbox("kingdee")
     try:
-        jk_conn = json.dumps({"conn_type": "jikeyun", "host": jikeyun_url, "login": "12345678",
-                              "password": "0123456789abcdef0123456789ABCDEF", "extra": {"max_calls_per_second": 1000}})
-        kd_conn = json.dumps({"conn_type": "kingdee", "host": f"{kingdee_url}/k3cloud/", "login": "webapi",
-                              "password": "Kingdee@123", "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"}})
+        jk_conn = json.dumps(
+            {
+                "conn_type": "jikeyun",
+                "host": jikeyun_url,
+                "login": "12345678",
+                "password": "0123456789abcdef0123456789ABCDEF",
+                "extra": {"max_calls_per_second": 1000},
+            }
+        )
+        kd_conn = json.dumps(
+            {
+                "conn_type": "kingdee",
+                "host": f"{kingdee_url}/k3cloud/",
+                "login": "webapi",
+                "password": "Kingdee@123",
+                "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"},
+            }
+        )
         with tempfile.TemporaryDirectory(prefix="jk-bench-") as home:
-            child = subprocess.Popen([sys.executable, "-c", RUN_ONE, home, str(REPO / "dags"), jk_conn, kd_conn, dag_id],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            child = subprocess.Popen(
+                [sys.executable, "-c", RUN_ONE, home, str(REPO / "dags"), jk_conn, kd_conn, dag_id],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             stdout = child.stdout.read() if child.stdout else ""
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
         line = next((out for out in stdout.splitlines() if out.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"benchmark run failed (exit {child.returncode}): {stdout[-2000:]}")
-        result = json.loads(line[len("RESULT "):])
+        result = json.loads(line[len("RESULT ") :])
         stocks = control(kingdee_url, "stocks", {"org": "I0134"})
         return {
             "size": size,
@@ -142,15 +165,23 @@ def main() -> int:
 
     scheme = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
     cold, warm = parse_times()
-    print(f"DAG file parse time: {cold * 1000:.0f} ms cold (fresh interpreter, imports included), {warm * 1000:.1f} ms warm")
+    print(
+        f"DAG file parse time: {cold * 1000:.0f} ms cold (fresh interpreter, imports included), "
+        f"{warm * 1000:.1f} ms warm"
+    )
     for size in args.sizes:
         figures = run_size(size, scheme.dag_id)
         minimum = minimum_calls(size, figures["active"], scheme.source.page_size, scheme.target.rows_per_batch)
-        print(f"\n{size} warehouses, full sync into an empty Kingdee ({figures['active']} active after the condition): "
-              f"run {figures['state']} in {figures['seconds']:.1f} s wall, peak RSS of the task process {figures['peak_rss_mb']:.0f} MB")
+        print(
+            f"\n{size} warehouses, full sync into an empty Kingdee ({figures['active']} active after the condition): "
+            f"run {figures['state']} in {figures['seconds']:.1f} s wall, "
+            f"peak RSS of the task process {figures['peak_rss_mb']:.0f} MB"
+        )
         print(f"  {'endpoint':<28}{'calls':>8}{'minimum':>10}")
         for name, calls in sorted({**figures["jikeyun_calls"], **figures["kingdee_calls"]}.items()):
-            floor = minimum.get(name) or (minimum["login"] if name.lower() in ("validateuser", "loginbyappsecret") else None)
+            floor = minimum.get(name) or (
+                minimum["login"] if name.lower() in ("validateuser", "loginbyappsecret") else None
+            )
             print(f"  {name:<28}{calls:>8}{floor if floor is not None else '':>10}")
     return 0
 

@@ -72,10 +72,20 @@ def channels(monkeypatch, webhook, smtp_server):
         port=smtp_port,
         login=SMTP_LOGIN,
         password=SMTP_PASSWORD,
-        extra={"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com", "retry_limit": 0, "timeout": 10},
+        extra={
+            "disable_ssl": True,
+            "disable_tls": True,
+            "from_email": "airflow@example.com",
+            "retry_limit": 0,
+            "timeout": 10,
+        },
     )
-    return {"dingtalk_conn_id": "alert_dingtalk", "wecom_conn_id": "alert_wecom", "email_conn_id": "alert_smtp",
-            "email_to": ["ops@example.com", "data@example.com"]}
+    return {
+        "dingtalk_conn_id": "alert_dingtalk",
+        "wecom_conn_id": "alert_wecom",
+        "email_conn_id": "alert_smtp",
+        "email_to": ["ops@example.com", "data@example.com"],
+    }
 
 
 @pytest.fixture(autouse=True)

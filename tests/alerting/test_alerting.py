@@ -10,6 +10,7 @@ import importlib.util
 import json
 import traceback
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 import pytest
@@ -49,19 +50,34 @@ ERROR = "KingdeeError: MsgCode 11 基础资料不存在 row 3"
 
 
 def _alert(**overrides) -> Alert:
-    fields = {
-        "kind": "task_failed", "dag_id": "jky_kd_warehouse_I0134", "run_id": RUN_ID, "window_start": START, "window_end": END,
-        "task_id": "save_batches", "error": ERROR, "counts": {"fetched": 120, "saved": 117, "rejected": 3},
-        "rejected": ["WH001", "WH002", "WH003"], "url": alerting.run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID, "save_batches"),
+    fields: dict[str, Any] = {
+        "kind": "task_failed",
+        "dag_id": "jky_kd_warehouse_I0134",
+        "run_id": RUN_ID,
+        "window_start": START,
+        "window_end": END,
+        "task_id": "save_batches",
+        "error": ERROR,
+        "counts": {"fetched": 120, "saved": 117, "rejected": 3},
+        "rejected": ["WH001", "WH002", "WH003"],
+        "url": alerting.run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID, "save_batches"),
     }
     return Alert(**(fields | overrides))
 
 
 RUN_URL = expected_run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID)
 EXPECTED = [
-    "jky_kd_warehouse_I0134", RUN_ID, "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
-    "2024-05-01 08:00 → 2024-05-01 09:00 Asia/Shanghai", "save_batches", ERROR,
-    "fetched=120", "saved=117", "rejected=3", "WH002", RUN_URL,
+    "jky_kd_warehouse_I0134",
+    RUN_ID,
+    "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
+    "2024-05-01 08:00 → 2024-05-01 09:00 Asia/Shanghai",
+    "save_batches",
+    ERROR,
+    "fetched=120",
+    "saved=117",
+    "rejected=3",
+    "WH002",
+    RUN_URL,
 ]
 
 
@@ -104,8 +120,15 @@ def test_config_rejects_unknown_keys_and_lists_channels():
 
 def test_alert_from_deadline_context_dict():
     """The deadline callback gets the DAG run as the REST API's dict (``dag_run_id``, ISO strings)."""
-    context = {"dag_run": {"dag_id": "d", "dag_run_id": "manual__x", "data_interval_start": START.isoformat(),
-                           "data_interval_end": END.isoformat(), "state": "running"}}
+    context = {
+        "dag_run": {
+            "dag_id": "d",
+            "dag_run_id": "manual__x",
+            "data_interval_start": START.isoformat(),
+            "data_interval_end": END.isoformat(),
+            "state": "running",
+        }
+    }
     alert = alert_from_context(context, "deadline_missed", base_url=BASE_URL)
     assert (alert.dag_id, alert.run_id, alert.window_end, alert.task_id) == ("d", "manual__x", END, None)
     assert alert.url == expected_run_url(BASE_URL, "d", "manual__x")
@@ -124,8 +147,14 @@ def test_dingtalk_delivers_markdown_through_the_provider_hook(monkeypatch, webho
 
 
 def test_dingtalk_signs_when_the_robot_uses_a_sign_secret(monkeypatch, webhook):
-    set_connection(monkeypatch, "alert_dingtalk_signed", conn_type="dingding", host=webhook.url,
-                   password=DINGTALK_TOKEN, extra={"sign_secret": DINGTALK_SIGN_SECRET})
+    set_connection(
+        monkeypatch,
+        "alert_dingtalk_signed",
+        conn_type="dingding",
+        host=webhook.url,
+        password=DINGTALK_TOKEN,
+        extra={"sign_secret": DINGTALK_SIGN_SECRET},
+    )
     send_alert(_alert(), AlertingConfig(dingtalk_conn_id="alert_dingtalk_signed"))
     [posted] = webhook.posted
     timestamp = posted.query["timestamp"]  # parse_qs already unquoted the sign
@@ -166,8 +195,9 @@ def test_all_three_channels_deliver_one_alert(webhook, smtp_server, channels):
     assert len(smtp_server[0].messages) == 1
 
 
-def test_failing_channels_do_not_block_the_others_and_never_show_secrets(monkeypatch, webhook, smtp_server,
-                                                                          channels, closed_port_url, caplog):
+def test_failing_channels_do_not_block_the_others_and_never_show_secrets(
+    monkeypatch, webhook, smtp_server, channels, closed_port_url, caplog
+):
     set_connection(monkeypatch, "alert_wecom", conn_type="http", host=closed_port_url, password=WECOM_KEY)
     webhook.faults.update(status=[500])  # the DingTalk robot answers HTTP 500 once
     assert send_alert(_alert(), AlertingConfig(**channels)) == ["email"]
@@ -180,11 +210,23 @@ def test_failing_channels_do_not_block_the_others_and_never_show_secrets(monkeyp
 def test_robot_error_answer_is_a_failure_and_all_failing_raises_without_secrets(monkeypatch, webhook, closed_port_url):
     set_connection(monkeypatch, "alert_dingtalk", conn_type="dingding", host=closed_port_url, password=DINGTALK_TOKEN)
     set_connection(monkeypatch, "alert_wecom", conn_type="http", host=webhook.url, password=WECOM_KEY)
-    set_connection(monkeypatch, "alert_smtp", conn_type="smtp", host="127.0.0.1", port=int(closed_port_url.rsplit(":", 1)[1]),
-                   login=SMTP_LOGIN, password=SMTP_PASSWORD, extra={"disable_ssl": True, "disable_tls": True, "retry_limit": 0})
+    set_connection(
+        monkeypatch,
+        "alert_smtp",
+        conn_type="smtp",
+        host="127.0.0.1",
+        port=int(closed_port_url.rsplit(":", 1)[1]),
+        login=SMTP_LOGIN,
+        password=SMTP_PASSWORD,
+        extra={"disable_ssl": True, "disable_tls": True, "retry_limit": 0},
+    )
     webhook.answer = {"errcode": 93000, "errmsg": "invalid webhook url"}
-    config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", wecom_conn_id="alert_wecom",
-                            email_conn_id="alert_smtp", email_to=["ops@example.com"])
+    config = AlertingConfig(
+        dingtalk_conn_id="alert_dingtalk",
+        wecom_conn_id="alert_wecom",
+        email_conn_id="alert_smtp",
+        email_to=["ops@example.com"],
+    )
     with pytest.raises(AlertDeliveryError) as raised:
         send_alert(_alert(), config)
     text = "".join(traceback.format_exception(raised.value))  # message and any chained exception
@@ -205,7 +247,9 @@ def test_notify_rejects_only_when_wanted_and_there_are_rejects(webhook, channels
     assert notify_rejects(context, config.model_copy(update={"on_rejects": False}), counts={}, rejected=["A"]) == []
     assert notify_rejects(context, config, counts={"saved": 9, "rejected": 1}, rejected=["WH9"]) == ["dingtalk"]
     text = webhook.posted[0].body["markdown"]["text"]
-    _assert_names_everything(text, ["Rejected records", "saved=9", "WH9", "1 record(s) rejected", expected_run_url(BASE_URL, "d", RUN_ID)])
+    _assert_names_everything(
+        text, ["Rejected records", "saved=9", "WH9", "1 record(s) rejected", expected_run_url(BASE_URL, "d", RUN_ID)]
+    )
 
 
 # -- Airflow wiring -------------------------------------------------------------------------------------------
@@ -225,7 +269,8 @@ from jikeyun_kingdee.alerting import AlertingConfig, failure_callbacks
 
 config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", base_url="{BASE_URL}")
 hourly = CronDataIntervalTimetable("0 * * * *", timezone="UTC")
-with DAG("alerting_failure_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"), catchup=False) as dag:
+with DAG("alerting_failure_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
+         catchup=False) as dag:
 
     @task(retries=0, on_failure_callback=failure_callbacks(config))
     def save_batches():
@@ -250,12 +295,18 @@ def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channel
     assert run.state == "failed"
     [posted] = webhook.posted
     text = posted.body["markdown"]["text"]
-    _assert_names_everything(text, [
-        "Task failed", "alerting_failure_probe", run.run_id, "save_batches",
-        "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
-        "RuntimeError: Kingdee MsgCode 11: 基础资料不存在",
-        expected_run_url(BASE_URL, "alerting_failure_probe", run.run_id, "save_batches"),
-    ])
+    _assert_names_everything(
+        text,
+        [
+            "Task failed",
+            "alerting_failure_probe",
+            run.run_id,
+            "save_batches",
+            "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
+            "RuntimeError: Kingdee MsgCode 11: 基础资料不存在",
+            expected_run_url(BASE_URL, "alerting_failure_probe", run.run_id, "save_batches"),
+        ],
+    )
 
 
 @only_airflow3
@@ -295,12 +346,18 @@ def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhoo
     """Run the callback the way the triggerer does: CallbackTrigger imports the path and awaits it with context."""
     from airflow.triggers.callback import CallbackTrigger
 
-    config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", wecom_conn_id="alert_wecom",
-                            deadline_minutes=30, base_url=BASE_URL)
+    config = AlertingConfig(
+        dingtalk_conn_id="alert_dingtalk", wecom_conn_id="alert_wecom", deadline_minutes=30, base_url=BASE_URL
+    )
     deadline = deadline_alert(config)
     context = {
-        "dag_run": {"dag_id": "jky_kd_warehouse_I0134", "dag_run_id": RUN_ID, "state": "running",
-                    "data_interval_start": START.isoformat(), "data_interval_end": END.isoformat()},
+        "dag_run": {
+            "dag_id": "jky_kd_warehouse_I0134",
+            "dag_run_id": RUN_ID,
+            "state": "running",
+            "data_interval_start": START.isoformat(),
+            "data_interval_end": END.isoformat(),
+        },
         "deadline": {"id": "0198", "deadline_time": END.add(minutes=30).isoformat()},
     }
     trigger = CallbackTrigger(deadline.callback.path, {**deadline.callback.kwargs, "context": context})
@@ -312,10 +369,18 @@ def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhoo
     assert payloads[-1]["state"] == "success", payloads
     assert payloads[-1]["body"] == ["dingtalk", "wecom"]
     for posted, text in zip(webhook.posted, ("text", "content"), strict=False):
-        _assert_names_everything(posted.body["markdown"][text], [
-            "Deadline missed", "jky_kd_warehouse_I0134", RUN_ID, "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
-            "2024-05-01T01:30:00+00:00", "state running", RUN_URL,
-        ])
+        _assert_names_everything(
+            posted.body["markdown"][text],
+            [
+                "Deadline missed",
+                "jky_kd_warehouse_I0134",
+                RUN_ID,
+                "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
+                "2024-05-01T01:30:00+00:00",
+                "state running",
+                RUN_URL,
+            ],
+        )
 
 
 def test_sla_miss_callback_only_when_there_is_a_deadline_and_a_channel():
@@ -375,7 +440,13 @@ def test_sla_miss_of_a_real_run_sends_the_deadline_alert(airflow_db, webhook, ch
     DagFileProcessor.manage_slas(str(dag_file), "alerting_sla_probe")
     assert webhook.posted, "no SLA alert sent"
     for posted in webhook.posted:
-        _assert_names_everything(posted.body["markdown"]["text"], [
-            "Deadline missed", "alerting_sla_probe", "scheduled__", "task(s) report not finished 1 min after the window",
-            f"{BASE_URL}/dags/alerting_sla_probe/grid?dag_run_id=scheduled__",
-        ])
+        _assert_names_everything(
+            posted.body["markdown"]["text"],
+            [
+                "Deadline missed",
+                "alerting_sla_probe",
+                "scheduled__",
+                "task(s) report not finished 1 min after the window",
+                f"{BASE_URL}/dags/alerting_sla_probe/grid?dag_run_id=scheduled__",
+            ],
+        )

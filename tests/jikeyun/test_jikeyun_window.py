@@ -256,7 +256,8 @@ def test_unsorted_server_returns_everything_at_no_more_than_bisection_costs(conn
     hook = make_hook()
     got = read(hook)
     assert sorted(got) == sorted(sandbox.warehouses)
-    assert hook.call_counts[METHOD] <= _bisection_calls(make_hook, window_seconds(None, None, datetime.now(timezone.utc)))
+    now = datetime.now(timezone.utc)
+    assert hook.call_counts[METHOD] <= _bisection_calls(make_hook, window_seconds(None, None, now))
 
 
 def test_order_that_only_looks_like_time_order_loses_nothing(connect, make_sandbox, make_hook, capsys):
@@ -266,11 +267,15 @@ def test_order_that_only_looks_like_time_order_loses_nothing(connect, make_sandb
     connect(sandbox)
     start, rng = datetime(2025, 1, 1, tzinfo=timezone.utc), random.Random(3)
     for i in range(300):
-        sandbox.add_warehouse(warehouseId=f"1{i:05d}", warehouseCode=f"OLD{i:03d}",
-                              gmtModified=ms(start + timedelta(hours=i)))
+        sandbox.add_warehouse(
+            warehouseId=f"1{i:05d}", warehouseCode=f"OLD{i:03d}", gmtModified=ms(start + timedelta(hours=i))
+        )
     for i in range(300):
-        sandbox.add_warehouse(warehouseId=f"2{i:05d}", warehouseCode=f"NEW{i:03d}",
-                              gmtModified=ms(start + timedelta(seconds=rng.randrange(300 * 3600))))
+        sandbox.add_warehouse(
+            warehouseId=f"2{i:05d}",
+            warehouseCode=f"NEW{i:03d}",
+            gmtModified=ms(start + timedelta(seconds=rng.randrange(300 * 3600))),
+        )
     got = read(make_hook())
     assert set(got) == set(sandbox.warehouses)
     assert "reading the whole window by bisection" in capsys.readouterr().out
