@@ -40,6 +40,7 @@ from tests.support.alerting import (
     SMTP_LOGIN,
     SMTP_PASSWORD,
     WECOM_KEY,
+    set_alert_connections,
 )
 
 BASE_URL = "http://airflow.example:8080"
@@ -208,18 +209,8 @@ def test_failing_channels_do_not_block_the_others_and_never_show_secrets(
 
 
 def test_robot_error_answer_is_a_failure_and_all_failing_raises_without_secrets(monkeypatch, webhook, closed_port_url):
-    set_connection(monkeypatch, "alert_dingtalk", conn_type="dingding", host=closed_port_url, password=DINGTALK_TOKEN)
-    set_connection(monkeypatch, "alert_wecom", conn_type="http", host=webhook.url, password=WECOM_KEY)
-    set_connection(
-        monkeypatch,
-        "alert_smtp",
-        conn_type="smtp",
-        host="127.0.0.1",
-        port=int(closed_port_url.rsplit(":", 1)[1]),
-        login=SMTP_LOGIN,
-        password=SMTP_PASSWORD,
-        extra={"disable_ssl": True, "disable_tls": True, "retry_limit": 0},
-    )
+    set_alert_connections(monkeypatch, robots=webhook.url, dingtalk=closed_port_url,
+                          smtp_port=int(closed_port_url.rsplit(":", 1)[1]))
     webhook.answer = {"errcode": 93000, "errmsg": "invalid webhook url"}
     config = AlertingConfig(
         dingtalk_conn_id="alert_dingtalk",
