@@ -10,6 +10,8 @@ import importlib.util
 import json
 import traceback
 from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pendulum
@@ -114,7 +116,7 @@ def test_run_without_data_interval_is_said_so():
 
 def test_config_rejects_unknown_keys_and_lists_channels():
     with pytest.raises(ValidationError):
-        AlertingConfig(dingtalk_conn_id="x", slack_conn_id="y")
+        AlertingConfig.model_validate({"dingtalk_conn_id": "x", "slack_conn_id": "y"})
     assert AlertingConfig(wecom_conn_id="w", email_to=["a@b.c"]).channels == ["wecom", "email"]
     assert AlertingConfig().channels == []
 
@@ -253,6 +255,15 @@ def test_failure_callbacks_only_when_wanted():
     assert isinstance(notifier, SchemeAlertNotifier) and notifier.config.wecom_conn_id == "w"
 
 
+def _import_dag_file(name: str, path: Path) -> ModuleType:
+    """Import a DAG file as a module, as the DAG processor would."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 PROBE_DAG = f"""
 import pendulum
 from jikeyun_kingdee.compat import DAG, CronDataIntervalTimetable, task
@@ -278,9 +289,7 @@ def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channel
     dag_file = tmp_path / "alerting_failure_probe.py"
     dag_file.write_text(PROBE_DAG, encoding="utf-8")
     monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path))  # the default bundle's path, this test only
-    spec = importlib.util.spec_from_file_location("alerting_failure_probe", dag_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _import_dag_file("alerting_failure_probe", dag_file)
 
     run = run_dag_test(module.dag, END)
     assert run.state == "failed"
@@ -416,15 +425,12 @@ with DAG("alerting_sla_probe", schedule=hourly, start_date=pendulum.datetime(202
 @only_airflow2
 def test_sla_miss_of_a_real_run_sends_the_deadline_alert(airflow_db, webhook, channels, tmp_path):
     """Airflow 2's DAG processor records the SLA misses of the runs after the last success and calls the callback."""
-    import importlib.util
 
     from airflow.dag_processing.processor import DagFileProcessor
 
     dag_file = tmp_path / "alerting_sla_probe.py"
     dag_file.write_text(SLA_PROBE_DAG, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("alerting_sla_probe", dag_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _import_dag_file("alerting_sla_probe", dag_file)
     three_hours_ago = pendulum.now("UTC").start_of("hour").subtract(hours=3)
     assert run_dag_test(module.dag, three_hours_ago).state == "success"
 

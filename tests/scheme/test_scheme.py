@@ -234,4 +234,4 @@ def test_platform_json_maps_no_lifecycle_from_condition_bk_and_takes_an_explicit
         json.dumps({**common, "source": {**PLATFORM_SOURCE, "request": request}, "lifecycle": forbid}), encoding="utf-8"
     )
     scheme = load_scheme(path)
-    assert scheme.lifecycle == Lifecycle(**forbid) and scheme.source.include_blocked_and_deleted is True
+    assert scheme.lifecycle == Lifecycle.model_validate(forbid) and scheme.source.include_blocked_and_deleted is True
