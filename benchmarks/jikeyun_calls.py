@@ -19,17 +19,17 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-"))
 
-from jikeyun_kingdee.hooks.jikeyun import JikeyunHook  # noqa: E402
-from jikeyun_kingdee.sandbox._http import round_trip_ms  # noqa: E402
-from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox  # noqa: E402
+from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
+from jikeyun_kingdee.sandbox._http import round_trip_ms
+from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
 
 METHOD, LIST_KEY, ALL = "erp.warehouse.get", "warehouseInfo", {"includeDeleteAndBlockup": 1}
-HOUR = (datetime(2025, 6, 1, 0, 0, tzinfo=UTC), datetime(2025, 6, 1, 1, 0, tzinfo=UTC))
-DENSE_FROM = datetime(2025, 5, 1, tzinfo=UTC)
+HOUR = (datetime(2025, 6, 1, 0, 0, tzinfo=timezone.utc), datetime(2025, 6, 1, 1, 0, tzinfo=timezone.utc))
+DENSE_FROM = datetime(2025, 5, 1, tzinfo=timezone.utc)
 Window = tuple[datetime, datetime] | None
 
 

@@ -30,18 +30,19 @@ import math
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-"))
 
-import jikeyun_kingdee  # noqa: E402
-from jikeyun_kingdee.hooks.kingdee import KingdeeHook  # noqa: E402
-from jikeyun_kingdee.ledger import SyncLedger  # noqa: E402
-from jikeyun_kingdee.pipeline import load_chunk  # noqa: E402
-from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox  # noqa: E402
-from jikeyun_kingdee.scheme import load_scheme  # noqa: E402
-from jikeyun_kingdee.staging import ObjectStoragePath, write_ndjson  # noqa: E402
+import jikeyun_kingdee
+from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+from jikeyun_kingdee.ledger import SyncLedger
+from jikeyun_kingdee.pipeline import load_chunk
+from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+from jikeyun_kingdee.scheme import load_scheme
+from jikeyun_kingdee.staging import ObjectStoragePath, write_ndjson
 
 ORG = "I0134"
 T0 = 1_790_000_000_000
@@ -54,7 +55,7 @@ def row(i: int, name: str | None = None) -> dict[str, Any]:
             "FCreateOrgId": {"FNumber": ORG}, "FUseOrgId": {"FNumber": ORG}, "FAllowMinusQty": True}
 
 
-def items(count: int, modified: int, *, renamed: set[int] = frozenset(), state: str = "active",
+def items(count: int, modified: int, *, renamed: Set[int] = frozenset(), state: str = "active",
           only: set[int] | None = None) -> list[dict[str, Any]]:
     return [{"key": f"WH{i:05d}", "modified": modified, "row": row(i, f"仓库{i:05d}（改）" if i in renamed else None),
              "state": state} for i in range(count) if only is None or i in only]
@@ -123,29 +124,45 @@ def main() -> None:
     lookups = math.ceil(n / getattr(target, "lookup_limit", 2000))
     tenth = set(range(0, n, 10))
     print(f"package {root} · {n} warehouses · {b} rows per write call · approval "
-          f"{getattr(target, 'approval', 'explicit' if target.submit_and_audit else 'none')} · calls/minimum per endpoint")
+          f"{getattr(target, 'approval', 'explicit' if target.submit_and_audit else 'none')} · "
+          "calls/minimum per endpoint")
     with KingdeeSandbox(password="bench-password") as sandbox, tempfile.TemporaryDirectory() as tmp:
         sandbox.faults.update(latency=args.latency)
         if args.row_latency and hasattr(sandbox, "configure"):  # older sandboxes have no per-row latency
             sandbox.configure(row_latency=args.row_latency)
-        os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = json.dumps({
-            "conn_type": "kingdee", "host": f"{sandbox.url}/k3cloud/", "login": sandbox.username,
-            "password": sandbox.password, "extra": {"acct_id": sandbox.acct_id}})
+        os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "kingdee",
+                "host": f"{sandbox.url}/k3cloud/",
+                "login": sandbox.username,
+                "password": sandbox.password,
+                "extra": {"acct_id": sandbox.acct_id},
+            }
+        )
         ledger = SyncLedger(scheme.name, url=f"sqlite:///{Path(tmp) / 'ledger.db'}")
         bench = Bench(sandbox, Path(tmp), scheme, ledger)
         changed = math.ceil(len(tenth) / b)
         cases = [
             ("1 all new", items(n, T0), minimum(ExecuteBillQuery=1, BatchSave=math.ceil(n / b))),
-            ("2 10% changed, audited, ledger knows", items(n, T0 + 1, renamed=tenth),
-             minimum(ExecuteBillQuery=1, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed)),
+            (
+                "2 10% changed, audited, ledger knows",
+                items(n, T0 + 1, renamed=tenth),
+                minimum(ExecuteBillQuery=1, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed),
+            ),
             ("3 none changed, ledger knows", items(n, T0 + 1, renamed=tenth), minimum()),
         ]
         if LIFECYCLE:
             cases += [
-                ("4 10% blocked (forbid)", items(n, T0 + 2, state="blocked", only=tenth, renamed=tenth),
-                 minimum(ExecuteBillQuery=1, ExcuteOperation=changed)),
-                ("5 the same unblocked (enable)", items(n, T0 + 3, only=tenth, renamed=tenth),
-                 minimum(ExecuteBillQuery=1, ExcuteOperation=changed)),
+                (
+                    "4 10% blocked (forbid)",
+                    items(n, T0 + 2, state="blocked", only=tenth, renamed=tenth),
+                    minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
+                ),
+                (
+                    "5 the same unblocked (enable)",
+                    items(n, T0 + 3, only=tenth, renamed=tenth),
+                    minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
+                ),
             ]
         for title, staged, least in cases:
             calls, statuses, seconds = bench.load(staged)
@@ -159,9 +176,13 @@ def main() -> None:
         bench.scheme = scheme.model_copy(update={"name": f"{scheme.name}_live"})
         sandbox.add_stocks([row(i) for i in range(n)], status="C")
         calls, statuses, seconds = bench.load(items(n, T0, renamed=tenth))
-        report("6 going live: all in Kingdee, 10% differ", calls,
-               minimum(ExecuteBillQuery=lookups, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed),
-               statuses, seconds)
+        report(
+            "6 going live: all in Kingdee, 10% differ",
+            calls,
+            minimum(ExecuteBillQuery=lookups, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed),
+            statuses,
+            seconds,
+        )
         ledger.dispose()
 
 

@@ -1,6 +1,7 @@
 """Peak memory (RSS) of the transform and filter steps against the number of warehouses in a run.
 
-    .venv/bin/python benchmarks/pipeline_memory.py [--sizes 1000 10000 100000] [--scheme include/schemes/warehouse_I0134.yaml]
+    .venv/bin/python benchmarks/pipeline_memory.py [--sizes 1000 10000 100000] \
+        [--scheme include/schemes/warehouse_I0134.yaml]
 
 For each size a fresh process stages the extract pages (generated warehouses: about 20 % blocked up, 2 % deleted,
 5 % a second, later version of another warehouse), then each step runs in a process of its own, so its peak RSS
@@ -65,7 +66,8 @@ def run(script: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
-    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    result: dict = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    return result
 
 
 def main() -> None:
@@ -84,8 +86,14 @@ def main() -> None:
                 manifest = result["manifest"]
                 peak, above = result["peak_kb"] / 1024, (result["peak_kb"] - result["imported_kb"]) / 1024
                 peaks[step][size] = peak
-                counts = manifest.get("counts") or {"items": manifest.get("items"), "rejected": manifest.get("rejected")}
-                print(f"{size:>10} {step:>11} {peak:>12.1f} {above:>17.1f} {result['seconds']:>8.2f}  {json.dumps(counts)}")
+                counts = manifest.get("counts") or {
+                    "items": manifest.get("items"),
+                    "rejected": manifest.get("rejected"),
+                }
+                print(
+                    f"{size:>10} {step:>11} {peak:>12.1f} {above:>17.1f} {result['seconds']:>8.2f}  "
+                    f"{json.dumps(counts)}"
+                )
     smallest, largest = min(options.sizes), max(options.sizes)
     for step, by_size in peaks.items():
         growth = by_size[largest] - by_size[smallest]

@@ -47,7 +47,8 @@ def control(url, command, payload=None):
 
 from airflow.utils import db
 db.resetdb()
-from jikeyun_kingdee.compat import AIRFLOW_V3, load_dag_bag, return_value_of, run_dag_test
+from jikeyun_kingdee.compat import AIRFLOW_V3
+from jikeyun_kingdee.local_runs import load_dag_bag, return_value_of, run_dag as run_dag_test
 from jikeyun_kingdee.pools import ensure_pools, schemes_of
 ensure_pools(schemes_of()[0])
 bag = load_dag_bag(str(dags))

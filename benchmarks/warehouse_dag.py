@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_FILE = REPO / "dags" / "jikeyun_kingdee_schemes.py"
@@ -29,13 +30,14 @@ RUN_ONE = r"""
 import json, os, sys, time
 from jikeyun_kingdee.demo import configure_airflow
 from pathlib import Path
+from typing import Any
 home = Path(sys.argv[1]); configure_airflow(home, Path(sys.argv[2]))
 os.environ["AIRFLOW_CONN_JIKEYUN_DEFAULT"] = sys.argv[3]
 os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = sys.argv[4]
 from airflow.utils import db
 db.resetdb()
 from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[2]).get_dag("jikeyun_kingdee_warehouse_I0134")
+dag = DagBag(dag_folder=sys.argv[2]).get_dag(sys.argv[5])
 started = time.perf_counter()
 run = dag.test(logical_date=None)
 elapsed = time.perf_counter() - started
@@ -46,20 +48,25 @@ print("RESULT " + json.dumps({"state": str(run.state), "seconds": elapsed}))
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def control(url: str, command: str, payload: dict | None = None):
+def control(url: str, command: str, payload: dict | None = None) -> Any:
     request = urllib.request.Request(f"{url}/_sandbox/{command}", data=json.dumps(payload or {}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())["result"]
 
 
 def start_sandbox(kind: str, *args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", kind, "--port", str(port), *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", kind, "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -74,12 +81,13 @@ def start_sandbox(kind: str, *args: str) -> tuple[subprocess.Popen, str]:
 def parse_times(repeat: int = 5) -> tuple[float, float]:
     """(cold: a fresh interpreter importing and running the DAG file; warm: re-running it in a warm interpreter)."""
     script = (
-        "import runpy, time; t = time.perf_counter(); runpy.run_path(%r); cold = time.perf_counter() - t\n"
+        f"import runpy, time; t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); "
+        "cold = time.perf_counter() - t\n"
         "warm = []\n"
         "for _ in range(5):\n"
-        "    t = time.perf_counter(); runpy.run_path(%r); warm.append(time.perf_counter() - t)\n"
+        f"    t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); warm.append(time.perf_counter() - t)\n"
         "print(cold, min(warm))\n"
-    ) % (str(DAG_FILE), str(DAG_FILE))
+    )
     colds, warms = [], []
     for _ in range(repeat):
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -96,24 +104,42 @@ def minimum_calls(total: int, active: int, page_size: int, rows_per_batch: int) 
     return {"erp.warehouse.get": total // page_size + 1, "login": 1, "BatchSave": math.ceil(active / rows_per_batch)}
 
 
-def run_size(size: int) -> dict:
+def run_size(size: int, dag_id: str) -> dict:
     jikeyun, jikeyun_url = start_sandbox("jikeyun", "--warehouses", str(size))
     kingdee, kingdee_url = start_sandbox("kingdee")
     try:
-        jk_conn = json.dumps({"conn_type": "jikeyun", "host": jikeyun_url, "login": "12345678",
-                              "password": "0123456789abcdef0123456789ABCDEF", "extra": {"max_calls_per_second": 1000}})
-        kd_conn = json.dumps({"conn_type": "kingdee", "host": f"{kingdee_url}/k3cloud/", "login": "webapi",
-                              "password": "Kingdee@123", "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"}})
+        jk_conn = json.dumps(
+            {
+                "conn_type": "jikeyun",
+                "host": jikeyun_url,
+                "login": "12345678",
+                "password": "0123456789abcdef0123456789ABCDEF",
+                "extra": {"max_calls_per_second": 1000},
+            }
+        )
+        kd_conn = json.dumps(
+            {
+                "conn_type": "kingdee",
+                "host": f"{kingdee_url}/k3cloud/",
+                "login": "webapi",
+                "password": "Kingdee@123",
+                "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"},
+            }
+        )
         with tempfile.TemporaryDirectory(prefix="jk-bench-") as home:
-            child = subprocess.Popen([sys.executable, "-c", RUN_ONE, home, str(REPO / "dags"), jk_conn, kd_conn],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            stdout = child.stdout.read()
+            child = subprocess.Popen(
+                [sys.executable, "-c", RUN_ONE, home, str(REPO / "dags"), jk_conn, kd_conn, dag_id],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            stdout = child.stdout.read() if child.stdout else ""
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
-        line = next((l for l in stdout.splitlines() if l.startswith("RESULT ")), None)
+        line = next((out for out in stdout.splitlines() if out.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"benchmark run failed (exit {child.returncode}): {stdout[-2000:]}")
-        result = json.loads(line[len("RESULT "):])
+        result = json.loads(line[len("RESULT ") :])
         stocks = control(kingdee_url, "stocks", {"org": "I0134"})
         return {
             "size": size,
@@ -139,15 +165,23 @@ def main() -> int:
 
     scheme = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
     cold, warm = parse_times()
-    print(f"DAG file parse time: {cold * 1000:.0f} ms cold (fresh interpreter, imports included), {warm * 1000:.1f} ms warm")
+    print(
+        f"DAG file parse time: {cold * 1000:.0f} ms cold (fresh interpreter, imports included), "
+        f"{warm * 1000:.1f} ms warm"
+    )
     for size in args.sizes:
-        figures = run_size(size)
+        figures = run_size(size, scheme.dag_id)
         minimum = minimum_calls(size, figures["active"], scheme.source.page_size, scheme.target.rows_per_batch)
-        print(f"\n{size} warehouses, full sync into an empty Kingdee ({figures['active']} active after the condition): "
-              f"run {figures['state']} in {figures['seconds']:.1f} s wall, peak RSS of the task process {figures['peak_rss_mb']:.0f} MB")
+        print(
+            f"\n{size} warehouses, full sync into an empty Kingdee ({figures['active']} active after the condition): "
+            f"run {figures['state']} in {figures['seconds']:.1f} s wall, "
+            f"peak RSS of the task process {figures['peak_rss_mb']:.0f} MB"
+        )
         print(f"  {'endpoint':<28}{'calls':>8}{'minimum':>10}")
         for name, calls in sorted({**figures["jikeyun_calls"], **figures["kingdee_calls"]}.items()):
-            floor = minimum.get(name) or (minimum["login"] if name.lower() in ("validateuser", "loginbyappsecret") else None)
+            floor = minimum.get(name) or (
+                minimum["login"] if name.lower() in ("validateuser", "loginbyappsecret") else None
+            )
             print(f"  {name:<28}{calls:>8}{floor if floor is not None else '':>10}")
     return 0
 

@@ -31,11 +31,10 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import pendulum
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from airflow.providers.dingding.hooks.dingding import DingdingHook
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.smtp.hooks.smtp import SmtpHook
+from pydantic import BaseModel, Field, field_validator
 
 from jikeyun_kingdee.compat import (
     AIRFLOW_V3,
@@ -47,12 +46,13 @@ from jikeyun_kingdee.compat import (
     redact,
     ui_run_url,
 )
+from jikeyun_kingdee.records import BEIJING
+from jikeyun_kingdee.scheme import AlertingConfig as AlertingConfig
 
 log = logging.getLogger(__name__)
 
 AlertKind = Literal["task_failed", "rejected_records", "deadline_missed", "drift_found"]
 
-BEIJING = "Asia/Shanghai"
 MAX_ERROR_CHARS = 1500
 MAX_REJECTED_IDS = 20
 REQUEST_TIMEOUT = 30  # seconds, per robot call
@@ -70,47 +70,6 @@ _TITLES: dict[str, str] = {
 
 class AlertDeliveryError(Exception):
     """An alert could not be delivered; the message never holds a secret."""
-
-
-class AlertingConfig(BaseModel):
-    """Alerting section of a scheme: which channels get which alerts.
-
-    :param dingtalk_conn_id: DingTalk robot connection (conn type ``dingding``).
-    :param wecom_conn_id: WeCom robot connection (conn type ``http``, key in ``password``).
-    :param email_to: recipients of alert emails; empty = no email.
-    :param email_conn_id: SMTP connection for the emails.
-    :param on_failure: alert when a task fails (after its last retry).
-    :param on_rejects: alert when a run rejected records.
-    :param on_drift: alert when a reconcile run found Kingdee different from Jikeyun.
-    :param deadline_minutes: alert when a run is not finished this many minutes after it was queued
-        (Airflow 3.1+ Deadline Alerts); ``None`` = no deadline.
-    :param base_url: Airflow UI base for links; default ``[api] base_url``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    dingtalk_conn_id: str | None = None
-    wecom_conn_id: str | None = None
-    email_to: list[str] = Field(default_factory=list)
-    email_conn_id: str = "smtp_default"
-    on_failure: bool = True
-    on_rejects: bool = True
-    on_drift: bool = True
-    deadline_minutes: int | None = Field(default=None, gt=0)
-    base_url: str | None = None
-
-    @property
-    def channels(self) -> list[str]:
-        """Names of the configured channels."""
-        return [
-            name
-            for name, configured in (
-                ("dingtalk", self.dingtalk_conn_id),
-                ("wecom", self.wecom_conn_id),
-                ("email", self.email_to),
-            )
-            if configured
-        ]
 
 
 class Alert(BaseModel):
@@ -176,10 +135,12 @@ def describe_error(error: BaseException | str | None) -> str | None:
     if error is None:
         return None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return redact(text)
+    return str(redact(text))
 
 
-def alert_from_context(context: Mapping[str, Any], kind: AlertKind, *, base_url: str | None = None, **extra: Any) -> Alert:
+def alert_from_context(
+    context: Mapping[str, Any], kind: AlertKind, *, base_url: str | None = None, **extra: Any
+) -> Alert:
     """Build an alert from an Airflow 3 task context or a deadline callback context.
 
     :param context: task context (``dag_run``, ``ti``, ``exception``, ``data_interval_*``) or the deadline context
@@ -218,7 +179,7 @@ def format_window(alert: Alert) -> str:
         return "none (run without data interval)"
     start, end = pendulum.instance(alert.window_start), pendulum.instance(alert.window_end)
     utc = f"{start.in_tz('UTC'):%Y-%m-%d %H:%M} → {end.in_tz('UTC'):%Y-%m-%d %H:%M} UTC"
-    beijing = f"{start.in_tz(BEIJING):%Y-%m-%d %H:%M} → {end.in_tz(BEIJING):%Y-%m-%d %H:%M} {BEIJING}"
+    beijing = f"{start.in_tz(BEIJING):%Y-%m-%d %H:%M} → {end.in_tz(BEIJING):%Y-%m-%d %H:%M} {BEIJING.name}"
     return f"{utc} ({beijing})"
 
 
@@ -343,9 +304,8 @@ def _deliver_wecom(alert: Alert, conn_id: str) -> None:
 def _deliver_email(alert: Alert, conn_id: str, to: list[str]) -> None:
     subject, body = render_email(alert)
     hook = SmtpHook(smtp_conn_id=conn_id)
-    with _masked_errors("email", hook.get_connection(conn_id).password):
-        with hook:
-            hook.send_email_smtp(to=to, subject=subject, html_content=body)
+    with _masked_errors("email", hook.get_connection(conn_id).password), hook:
+        hook.send_email_smtp(to=to, subject=subject, html_content=body)
 
 
 def _senders(config: AlertingConfig) -> list[tuple[str, Callable[[Alert], None]]]:
@@ -477,7 +437,8 @@ async def deadline_missed(config: str | Mapping[str, Any], context: Mapping[str,
     context = context or {}
     deadline_time = _read(context.get("deadline"), "deadline_time")
     state = _read(context.get("dag_run"), "state")
-    error = f"run not finished by its deadline {deadline_time} (state {state}, {alerting.deadline_minutes} min after queued)"
+    error = (f"run not finished by its deadline {deadline_time} (state {state}, "
+             f"{alerting.deadline_minutes} min after queued)")
     alert = alert_from_context(context, "deadline_missed", base_url=alerting.base_url, error=error)
     # the hooks are blocking: keep the triggerer's event loop free
     return await asyncio.to_thread(send_alert, alert, alerting)
@@ -509,7 +470,6 @@ def sla_missed(
     :param slas: the new ``SlaMiss`` rows (``task_id``, ``execution_date``).
     :return: the channels that delivered, over every alert sent.
     """
-    from airflow.models.dagrun import DagRun  # Airflow 2 only, like the SLA itself
     from airflow.utils.types import DagRunType
 
     alerting = (
@@ -521,10 +481,11 @@ def sla_missed(
     delivered: list[str] = []
     for logical_date, task_ids in sorted(missed.items()):
         window = dag.infer_automated_data_interval(logical_date)
-        run_id = DagRun.generate_run_id(DagRunType.SCHEDULED, logical_date)
+        run_id = f"{DagRunType.SCHEDULED.value}__{logical_date.isoformat()}"  # Airflow 2's scheduled run id
         alert = Alert(
             kind="deadline_missed", dag_id=dag.dag_id, run_id=run_id, window_start=window.start, window_end=window.end,
-            error=f"task(s) {', '.join(sorted(task_ids))} not finished {alerting.deadline_minutes} min after the window "
+            error=f"task(s) {', '.join(sorted(task_ids))} not finished {alerting.deadline_minutes} min after the "
+            "window "
             "closed (SLA)",
             url=run_url(alerting.base_url, dag.dag_id, run_id),
         )

@@ -12,15 +12,13 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
 * assets: ``Asset`` is Airflow 2's ``Dataset`` (same ``uri`` and ``extra``; Airflow 3 adds a name, by default the URI);
 * the UI: ``[webserver] base_url`` and the grid view instead of ``[api] base_url`` and the run pages
   (:func:`ui_run_url`);
-* running a DAG in-process (:func:`run_dag_test`), loading a DAG folder (:func:`load_dag_bag`) and reading a task's
-  return value from the metadata DB (:func:`return_value_of`), used by the demo and the tests: ``execution_date`` vs
-  ``logical_date``, ``airflow.models.dagbag`` vs ``airflow.dag_processing.dagbag``, ``XCom`` vs ``XComModel``.
+* running a DAG in-process, for the demo and the tests, differs too: those helpers are in
+  :mod:`jikeyun_kingdee.local_runs` (the package's tasks never need them).
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 from importlib import import_module
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -51,21 +49,21 @@ if AIRFLOW_V3:
     try:  # 3.2+
         from airflow.sdk._shared.secrets_masker import redact
     except ImportError:  # 3.1
-        from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
+        from airflow.sdk.execution_time.secrets_masker import redact
 
     _UI_BASE_URL = ("api", "base_url")
 else:  # Airflow 2.10 / 2.11
-    from airflow.configuration import conf  # type: ignore[no-redef]
-    from airflow.decorators import task  # type: ignore[no-redef]
-    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    from airflow.models.dag import DAG  # type: ignore[no-redef]
-    from airflow.models.param import Param  # type: ignore[no-redef]
-    from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
-    from airflow.operators.python import get_current_context  # type: ignore[no-redef]
-    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
-    from airflow.utils.log.secrets_masker import mask_secret, redact  # type: ignore[no-redef]
+    from airflow.configuration import conf
+    from airflow.decorators import task
+    from airflow.exceptions import AirflowException, AirflowFailException
+    from airflow.hooks.base import BaseHook
+    from airflow.io.path import ObjectStoragePath
+    from airflow.models.dag import DAG
+    from airflow.models.param import Param
+    from airflow.notifications.basenotifier import BaseNotifier
+    from airflow.operators.python import get_current_context
+    from airflow.timetables.interval import CronDataIntervalTimetable
+    from airflow.utils.log.secrets_masker import mask_secret, redact
 
     AsyncCallback = DeadlineAlert = DeadlineReference = None  # Airflow 2 has SLAs instead
     _UI_BASE_URL = ("webserver", "base_url")
@@ -111,45 +109,6 @@ def ui_run_url(base_url: str | None, dag_id: str, run_id: str, task_id: str | No
     return f"{run_url}/tasks/{quote(task_id, safe='')}" if task_id else run_url
 
 
-def load_dag_bag(dag_folder: str) -> Any:
-    """The ``DagBag`` of ``dag_folder`` (example DAGs as configured)."""
-    if AIRFLOW_V3:
-        from airflow.dag_processing.dagbag import DagBag
-    else:
-        from airflow.models.dagbag import DagBag
-    return DagBag(dag_folder=dag_folder)
-
-
-def run_dag_test(dag: Any, logical_date: datetime | None, run_conf: dict[str, Any] | None = None) -> Any:
-    """Run ``dag`` once in this process (``dag.test()``) and return its DAG run.
-
-    :param logical_date: the run's logical date; ``None`` on Airflow 3 = a run without one (and without a data
-        interval), on Airflow 2 (where every run has one) = now.
-    """
-    if AIRFLOW_V3:
-        return dag.test(logical_date=logical_date, run_conf=run_conf)
-    return dag.test(execution_date=logical_date, run_conf=run_conf)
-
-
-def return_value_of(dag_run: Any, task_id: str) -> Any:
-    """What task ``task_id`` of ``dag_run`` returned (its ``return_value`` XCom), or ``None``."""
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        if not AIRFLOW_V3:
-            from airflow.models.xcom import XCom
-
-            return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id,
-                                key="return_value", session=session)
-        from airflow.models.xcom import XComModel
-
-        value = session.scalar(
-            XComModel.get_many(run_id=dag_run.run_id, key="return_value", dag_ids=dag_run.dag_id, task_ids=task_id)
-            .with_only_columns(XComModel.value)
-        )
-    return XComModel.deserialize_value(type("StoredXCom", (), {"value": value})()) if value is not None else None
-
-
 __all__ = [
     "AIRFLOW_V3",
     "AIRFLOW_VERSION",
@@ -169,11 +128,8 @@ __all__ = [
     "conf",
     "get_current_context",
     "legacy_metric_names_on",
-    "load_dag_bag",
     "mask_secret",
     "redact",
-    "return_value_of",
-    "run_dag_test",
     "task",
     "ui_run_url",
 ]

@@ -236,7 +236,8 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     @task(task_id="load_chunks")
     def load_chunks(filtered: dict[str, Any]) -> list[dict[str, Any]]:
         """The chunks the load maps over (Airflow maps only over a whole return value)."""
-        return filtered["chunks"]
+        chunks: list[dict[str, Any]] = filtered["chunks"]
+        return chunks
 
     # one slot of the target's pool (jikeyun_kingdee.pools): the reconcile's repair takes all of them
     @task(task_id="load", max_active_tis_per_dagrun=4, pool=pipeline.target_pool(scheme), pool_slots=1)
@@ -250,13 +251,15 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         manifests = {"check_target": checked, "extract": extracted, "transform": transformed, "filter": filtered}
         return report_run(scheme, manifests, list(loaded[:]) if loaded is not None else [])  # one XCom read
 
-    extracted = extract()
-    transformed = transform(extracted)
-    filtered = filter_rows(transformed)
-    checked = check_target(filtered)
-    chunks = load_chunks(filtered)
+    # each call returns an XComArg that stands for the task's return value downstream (hence Any)
+    extracted: Any = extract()
+    transformed: Any = transform(extracted)
+    filtered: Any = filter_rows(transformed)
+    checked: Any = check_target(filtered)
+    chunks: Any = load_chunks(filtered)
     checked >> chunks
-    report(checked, extracted, transformed, filtered, load.expand(chunk=chunks))
+    loaded: Any = load.expand(chunk=chunks)
+    report(checked, extracted, transformed, filtered, loaded)
 
 
 def build_dag(scheme: Scheme) -> DAG:

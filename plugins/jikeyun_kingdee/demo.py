@@ -1,10 +1,10 @@
 """The main job on a laptop: the warehouse DAG against both sandboxes, on SQLite and local files.
 
 ``make demo`` (``python -m jikeyun_kingdee.demo``) starts the Jikeyun and Kingdee sandboxes on loopback, migrates a
-fresh Airflow metadata database under ``.demo/`` (and the target pools), runs ``jikeyun_kingdee_warehouse_I0134``
-twice with ``dag.test()`` — the initial full load, then one hourly window in which warehouses were added, renamed and
-blocked up — then ``jikeyun_kingdee_warehouse_I0134_reconcile`` after a hand edit in Kingdee, and prints each run's
-summary and what now stands in the Kingdee sandbox.
+fresh Airflow metadata database under ``.demo/`` (and the target pools), runs the DAG of
+``include/schemes/warehouse_I0134.yaml`` twice with ``dag.test()`` — the initial full load, then one hourly window in
+which warehouses were added, renamed and blocked up — then its reconcile DAG after a hand edit in Kingdee, and prints
+each run's summary and what now stands in the Kingdee sandbox.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ import shutil
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
+    from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MODIFIED_TO = datetime(2026, 11, 1, tzinfo=timezone.utc)
-DAG_ID = "jikeyun_kingdee_warehouse_I0134"
+SCHEME_FILE = "warehouse_I0134.yaml"  # the DAG run is this scheme's
 
 
 def configure_airflow(home: Path, dags_folder: Path) -> None:
@@ -35,28 +40,30 @@ def configure_airflow(home: Path, dags_folder: Path) -> None:
     })
 
 
-def connect(jikeyun, kingdee) -> None:
+def connect(jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox) -> None:
     """Airflow connections to the sandboxes, as ``AIRFLOW_CONN_*`` environment variables."""
     os.environ["AIRFLOW_CONN_JIKEYUN_DEFAULT"] = json.dumps({
         "conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": jikeyun.appsecret,
     })
     os.environ["AIRFLOW_CONN_KINGDEE_DEFAULT"] = json.dumps({
-        "conn_type": "kingdee", "host": f"{kingdee.url}/k3cloud/", "login": kingdee.username, "password": kingdee.password,
+        "conn_type": "kingdee", "host": f"{kingdee.url}/k3cloud/", "login": kingdee.username,
+        "password": kingdee.password,
         "extra": {"acct_id": kingdee.acct_id, "auth": "password"},
     })
 
 
-def summary_of(dag_run) -> dict:
-    from jikeyun_kingdee.compat import return_value_of
+def summary_of(dag_run: Any) -> dict[str, Any]:
+    from jikeyun_kingdee.local_runs import return_value_of
 
     return return_value_of(dag_run, "report") or {}
 
 
-def print_run(title: str, dag_run) -> None:
+def print_run(title: str, dag_run: Any) -> None:
     print(f"\n== {title}: run {dag_run.run_id} → {dag_run.state}")
     window = f"{dag_run.data_interval_start} → {dag_run.data_interval_end}"
     print(f"   data interval: {window}")
-    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or t.end_date or datetime.max.replace(tzinfo=timezone.utc), t.map_index)):
+    never = datetime.max.replace(tzinfo=timezone.utc)
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or t.end_date or never, t.map_index)):
         name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
         print(f"   {name:<14} {ti.state}")
     for key, value in summary_of(dag_run).items():
@@ -64,7 +71,7 @@ def print_run(title: str, dag_run) -> None:
             print(f"   {key:<20} {value}")
 
 
-def print_kingdee(kingdee, limit: int) -> None:
+def print_kingdee(kingdee: KingdeeSandbox, limit: int) -> None:
     stocks = sorted(kingdee.stocks(org="I0134"), key=lambda s: s["FNumber"])
     statuses: dict[str, int] = {}
     for stock in stocks:
@@ -94,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from airflow.utils import db
 
-    from jikeyun_kingdee.compat import load_dag_bag, run_dag_test
+    from jikeyun_kingdee.dag_factory import default_schemes_folder
+    from jikeyun_kingdee.local_runs import load_dag_bag, run_dag
     from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
     from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+    from jikeyun_kingdee.scheme import load_scheme
 
     print(f"Airflow home {home} (SQLite, local staging); migrating the metadata database …", flush=True)
     db.resetdb()
@@ -111,21 +120,25 @@ def main(argv: list[str] | None = None) -> int:
         if bag.import_errors:
             print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
             return 1
-        dag = bag.get_dag(DAG_ID)
+        scheme = load_scheme(default_schemes_folder(dags_folder / "demo.py") / SCHEME_FILE)
+        dag = bag.get_dag(scheme.dag_id)
 
         first_window_end = MODIFIED_TO + timedelta(hours=1)
-        initial = run_dag_test(dag, first_window_end, run_conf={"full_resync": True})
+        initial = run_dag(dag, first_window_end, run_conf={"full_resync": True})
         print_run("initial load (full resync)", initial)
 
-        codes = sorted(code for code, w in jikeyun.warehouses.items() if int(w["isBlockup"]) == 0 and not int(w.get("isDelete") or 0))
+        codes = sorted(code for code, w in jikeyun.warehouses.items()
+                       if int(w["isBlockup"]) == 0 and not int(w.get("isDelete") or 0))
         in_window = first_window_end + timedelta(minutes=20)
-        jikeyun.add_warehouse(warehouseCode="DEMO-NEW-01", warehouseName="演示新建仓", isBlockup=0, isDelete=0, modified_at=in_window)
-        jikeyun.modify_warehouse(codes[0], warehouseName=f"{jikeyun.warehouses[codes[0]]['warehouseName']}（更名）", modified_at=in_window)
+        jikeyun.add_warehouse(warehouseCode="DEMO-NEW-01", warehouseName="演示新建仓", isBlockup=0, isDelete=0,
+                              modified_at=in_window)
+        renamed = f"{jikeyun.warehouses[codes[0]]['warehouseName']}（更名）"
+        jikeyun.modify_warehouse(codes[0], warehouseName=renamed, modified_at=in_window)
         jikeyun.block_warehouse(codes[1], modified_at=in_window)
-        hourly = run_dag_test(dag, first_window_end + timedelta(hours=1))
+        hourly = run_dag(dag, first_window_end + timedelta(hours=1))
         print_run("next hourly window (1 added, 1 renamed, 1 blocked up)", hourly)
         kingdee.edit_stocks([codes[2]], org="I0134", FName="金蝶里手工改过的名字")  # a hand edit in Kingdee
-        reconciled = run_dag_test(bag.get_dag(f"{DAG_ID}_reconcile"), first_window_end + timedelta(hours=2))
+        reconciled = run_dag(bag.get_dag(scheme.reconcile_dag_id), first_window_end + timedelta(hours=2))
         print_run("reconcile (one warehouse renamed by hand in Kingdee: found and repaired)", reconciled)
         print_kingdee(kingdee, args.show)
     ok = initial.state == hourly.state == reconciled.state == "success"

@@ -148,13 +148,14 @@ class SyncLedger:
         if not modified:
             return
         dialect = self.engine.dialect.name
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
         rows = []
         for key, value in modified.items():
             entry = value if isinstance(value, Applied) else Applied(int(value))
             rows.append({"scheme": self.scheme, "record_key": key, "source_modified": int(entry.modified),
                          "run_id": run_id, "kingdee_id": entry.kingdee_id, "row_hash": entry.row_hash})
-        statement = insert(ledger_table)
+        # both dialects' INSERT … ON CONFLICT take the same arguments
+        statement: postgresql.Insert | sqlite.Insert = (
+            postgresql.insert(ledger_table) if dialect == "postgresql" else sqlite.insert(ledger_table))
         statement = statement.on_conflict_do_update(
             index_elements=[ledger_table.c.scheme, ledger_table.c.record_key],
             set_={

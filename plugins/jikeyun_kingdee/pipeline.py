@@ -17,15 +17,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from pydantic import ValidationError
 
+from jikeyun_kingdee.compat import ObjectStoragePath
 from jikeyun_kingdee.ledger import Applied, row_hash
 from jikeyun_kingdee.scheme import Scheme, validation_message
 from jikeyun_kingdee.staging import (
     LatestByKey,
-    ObjectStoragePath,
     encode,
     fresh_folder,
     ndjson_writer,
@@ -59,19 +59,19 @@ class TargetNotReady(RuntimeError):
     """The target organisation or form does not exist: nothing was written."""
 
 
-Step = TypeVar("Step", bound=Callable[..., dict[str, Any]])
+StepArgs = ParamSpec("StepArgs")
 
 
-def timed(step: Step) -> Step:
+def timed(step: Callable[StepArgs, dict[str, Any]]) -> Callable[StepArgs, dict[str, Any]]:
     """Add the step's wall time in seconds to the manifest it returns (``"seconds"``)."""
 
     @functools.wraps(step)
-    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    def run(*args: StepArgs.args, **kwargs: StepArgs.kwargs) -> dict[str, Any]:
         started = time.perf_counter()
         manifest = step(*args, **kwargs)
         return {**manifest, "seconds": round(time.perf_counter() - started, 3)}
 
-    return run  # type: ignore[return-value]
+    return run
 
 
 def _write_parts(folder: ObjectStoragePath, prefix: str, records: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
@@ -117,7 +117,9 @@ def extract(
         bizcontent["includeDeleteAndBlockup"] = 1
     if source.window is None:
         records: Iterable[dict[str, Any]] = (
-            record for page in hook.iter_pages(source.method, bizcontent, source.list_key, source.page_size) for record in page
+            record
+            for page in hook.iter_pages(source.method, bizcontent, source.list_key, source.page_size)
+            for record in page
         )
     else:
         records = hook.iter_window(
@@ -138,7 +140,7 @@ def extract(
         "fetched": fetched,
         "window": [start.isoformat() if start else None, end.isoformat() if end else None],
         "calls": dict(hook.call_counts),
-        "retries": sum(getattr(hook, "retry_counts", Counter()).values()),
+        "retries": sum(hook.retry_counts.values()),
     }
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-JIKEYUN_GATEWAY_URL = "https://open.jackyun.com/open/openapi/do"
+#: the public Jikeyun open API gateway (the hook's default host and the connection form's placeholder)
+GATEWAY_URL = "https://open.jackyun.com/open/openapi/do"
 
 _HIDDEN = ["schema", "port", "extra"]  # extras have their own typed fields; raw JSON would bypass them
 _TIMEOUT = {
@@ -50,7 +51,7 @@ PROVIDER_INFO: dict[str, Any] = {
                 "hidden-fields": _HIDDEN,
                 "relabeling": {"host": "Gateway URL", "login": "AppKey", "password": "AppSecret"},
                 "placeholders": {
-                    "host": JIKEYUN_GATEWAY_URL,
+                    "host": GATEWAY_URL,
                     "login": "numeric AppKey of the open-platform app, e.g. 16242933",
                     "password": "AppSecret of the open-platform app",
                 },
@@ -97,11 +98,13 @@ PROVIDER_INFO: dict[str, Any] = {
                     "label": "Authentication",
                     "description": "password: ValidateUser; app_secret: LoginByAppSecret; "
                     "signature: stateless SDK header signature.",
-                    "schema": {"type": "string", "enum": ["password", "app_secret", "signature"], "default": "password"},
+                    "schema": {"type": "string", "enum": ["password", "app_secret", "signature"],
+                               "default": "password"},
                 },
                 "app_id": {
                     "label": "App ID",
-                    "description": "Third-party app id `<clientId>_<secret part>`; needed for app_secret and signature.",
+                    "description": "Third-party app id `<clientId>_<secret part>`; needed for app_secret and "
+                    "signature.",
                     "schema": {"type": ["string", "null"]},
                 },
                 "lcid": {
@@ -130,7 +133,8 @@ def connection_type(conn_type: str) -> dict[str, Any]:
     """
     for entry in PROVIDER_INFO["connection-types"]:
         if entry["connection-type"] == conn_type:
-            return entry
+            found: dict[str, Any] = entry
+            return found
     raise KeyError(f"unknown connection type {conn_type!r}")
 
 

@@ -19,6 +19,7 @@ import pendulum
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+#: Jikeyun speaks Beijing time: the one time zone of the package (records, hooks, alerts)
 BEIJING = pendulum.timezone("Asia/Shanghai")
 
 
@@ -39,9 +40,10 @@ def parse_jikeyun_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=BEIJING)
     elif isinstance(value, str):
-        moment = pendulum.parse(value.strip(), tz=BEIJING)  # an explicit offset in the string wins
-        if not isinstance(moment, datetime):
+        parsed = pendulum.parse(value.strip(), tz=BEIJING)  # an explicit offset in the string wins
+        if not isinstance(parsed, datetime):
             raise ValueError(f"not a date-time: {value!r}")
+        moment = parsed
     else:
         raise ValueError(f"not a time: {value!r}")
     return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)

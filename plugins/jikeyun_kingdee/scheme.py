@@ -28,7 +28,6 @@ import pendulum
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from jikeyun_kingdee.alerting import AlertingConfig
 from jikeyun_kingdee.records import Warehouse
 
 REFERENCE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_.]*)\}$")
@@ -37,7 +36,7 @@ PLATFORM_VARIABLE = re.compile(r"^\{\{\s*([A-Z_]+)\s*(?:\|\s*([a-z]+)\s*)?\}\}$"
 # Source-record models a scheme may name as ``source.record_model``: each record is validated into it in transform.
 RECORD_MODELS: dict[str, type[BaseModel]] = {"warehouse": Warehouse}
 
-# List keys of Jikeyun query APIs (jikeyun-open-api.md §5); the platform's metadata does not name them.
+# List keys of Jikeyun query APIs (docs/protocol/jikeyun.md §8); the platform's metadata does not name them.
 JIKEYUN_LIST_KEYS = {
     "erp.warehouse.get": "warehouseInfo",
     "erp.sales.get": "salesChannelInfo",
@@ -220,6 +219,47 @@ class ReconcileSpec(_Model):
         if not croniter.is_valid(value):
             raise ValueError(f"not a cron expression: {value!r}")
         return value
+
+
+class AlertingConfig(BaseModel):
+    """Alerting section of a scheme: which channels get which alerts.
+
+    :param dingtalk_conn_id: DingTalk robot connection (conn type ``dingding``).
+    :param wecom_conn_id: WeCom robot connection (conn type ``http``, key in ``password``).
+    :param email_to: recipients of alert emails; empty = no email.
+    :param email_conn_id: SMTP connection for the emails.
+    :param on_failure: alert when a task fails (after its last retry).
+    :param on_rejects: alert when a run rejected records.
+    :param on_drift: alert when a reconcile run found Kingdee different from Jikeyun.
+    :param deadline_minutes: alert when a run is not finished this many minutes after it was queued
+        (Airflow 3.1+ Deadline Alerts); ``None`` = no deadline.
+    :param base_url: Airflow UI base for links; default ``[api] base_url``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    dingtalk_conn_id: str | None = None
+    wecom_conn_id: str | None = None
+    email_to: list[str] = Field(default_factory=list)
+    email_conn_id: str = "smtp_default"
+    on_failure: bool = True
+    on_rejects: bool = True
+    on_drift: bool = True
+    deadline_minutes: int | None = Field(default=None, gt=0)
+    base_url: str | None = None
+
+    @property
+    def channels(self) -> list[str]:
+        """Names of the configured channels."""
+        return [
+            name
+            for name, configured in (
+                ("dingtalk", self.dingtalk_conn_id),
+                ("wecom", self.wecom_conn_id),
+                ("email", self.email_to),
+            )
+            if configured
+        ]
 
 
 class Scheme(_Model):
@@ -420,7 +460,8 @@ def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
 def _platform_comparison(item: dict[str, Any], where: str) -> dict[str, Any]:
     logic = str(item.get("logic", "")).lower()
     if logic not in PLATFORM_OPERATORS:
-        _fail(f"{where} ({item.get('field')})", f"unknown operator {item.get('logic')!r}; known: {sorted(PLATFORM_OPERATORS)}")
+        _fail(f"{where} ({item.get('field')})",
+              f"unknown operator {item.get('logic')!r}; known: {sorted(PLATFORM_OPERATORS)}")
     value = item.get("value")
     if PLATFORM_OPERATORS[logic] in ("in", "not_in") and isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
@@ -439,7 +480,8 @@ def _platform_target(block: dict[str, Any], form_id: str) -> dict[str, Any]:
             submit_and_audit = _truthy(value)
             continue
         if isinstance(value, str) and value.lower() in ("true", "false") and kind in ("string", "bool"):
-            value = value.lower() == "true"  # Kingdee takes "true" and true alike (kingdee-webapi.md §3)
+            # Kingdee takes "true" and true alike (docs/protocol/kingdee.md §1, body shapes)
+            value = value.lower() == "true"
         if isinstance(value, str) and not REFERENCE.match(value) and field.endswith("OrgId"):
             organisation = organisation or value
             value = {"FNumber": value}  # organisation fields are base-data references by number

@@ -21,7 +21,8 @@ from itertools import islice
 from types import TracebackType
 from typing import Any
 
-from jikeyun_kingdee.compat import ObjectStoragePath, conf
+from jikeyun_kingdee.compat import ObjectStoragePath as ObjectStoragePath
+from jikeyun_kingdee.compat import conf
 
 UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 LINES_PER_WRITE = 500
@@ -44,7 +45,9 @@ def window_label(start: datetime | None, end: datetime | None) -> str:
     return f"{start:%Y%m%dT%H%M%S%z}--{end:%Y%m%dT%H%M%S%z}".replace("+0000", "Z")
 
 
-def run_folder(base: ObjectStoragePath, dag_id: str, run_id: str, start: datetime | None, end: datetime | None) -> ObjectStoragePath:
+def run_folder(
+    base: ObjectStoragePath, dag_id: str, run_id: str, start: datetime | None, end: datetime | None
+) -> ObjectStoragePath:
     return base / dag_id / window_label(start, end) / UNSAFE.sub("_", run_id)
 
 

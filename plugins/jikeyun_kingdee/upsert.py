@@ -81,7 +81,7 @@ def comparable_fields(rows: list[dict], *, number_field: str, pk_field: str) -> 
         for name, value in row.items():
             if name in (number_field, pk_field) or name in columns:
                 continue
-            if isinstance(value, dict) and set(value) != {"FNumber"} or isinstance(value, list):
+            if (isinstance(value, dict) and set(value) != {"FNumber"}) or isinstance(value, list):
                 continue  # entries and other nested packages are written but not compared
             columns[name] = query_key(name, value)
     return columns

@@ -11,15 +11,11 @@ import socket
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support import set_connection
 from tests.support.alerting import (
-    DINGTALK_TOKEN,
     SECRETS,
-    SMTP_LOGIN,
-    SMTP_PASSWORD,
-    WECOM_KEY,
     SmtpRecorder,
     WebhookReceiver,
+    set_alert_connections,
 )
 
 
@@ -62,20 +58,14 @@ def closed_port_url() -> str:
 def channels(monkeypatch, webhook, smtp_server):
     """Connections of all three channels pointing at the local receivers."""
     _, smtp_port = smtp_server
-    set_connection(monkeypatch, "alert_dingtalk", conn_type="dingding", host=webhook.url, password=DINGTALK_TOKEN)
-    set_connection(monkeypatch, "alert_wecom", conn_type="http", host=webhook.url, password=WECOM_KEY)
-    set_connection(
-        monkeypatch,
-        "alert_smtp",
-        conn_type="smtp",
-        host="127.0.0.1",
-        port=smtp_port,
-        login=SMTP_LOGIN,
-        password=SMTP_PASSWORD,
-        extra={"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com", "retry_limit": 0, "timeout": 10},
-    )
-    return {"dingtalk_conn_id": "alert_dingtalk", "wecom_conn_id": "alert_wecom", "email_conn_id": "alert_smtp",
-            "email_to": ["ops@example.com", "data@example.com"]}
+    set_alert_connections(monkeypatch, robots=webhook.url, smtp_port=smtp_port,
+                          smtp_extra={"from_email": "airflow@example.com", "timeout": 10})
+    return {
+        "dingtalk_conn_id": "alert_dingtalk",
+        "wecom_conn_id": "alert_wecom",
+        "email_conn_id": "alert_smtp",
+        "email_to": ["ops@example.com", "data@example.com"],
+    }
 
 
 @pytest.fixture(autouse=True)

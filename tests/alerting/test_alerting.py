@@ -10,6 +10,9 @@ import importlib.util
 import json
 import traceback
 from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pendulum
 import pytest
@@ -39,6 +42,7 @@ from tests.support.alerting import (
     SMTP_LOGIN,
     SMTP_PASSWORD,
     WECOM_KEY,
+    set_alert_connections,
 )
 
 BASE_URL = "http://airflow.example:8080"
@@ -49,19 +53,34 @@ ERROR = "KingdeeError: MsgCode 11 基础资料不存在 row 3"
 
 
 def _alert(**overrides) -> Alert:
-    fields = dict(
-        kind="task_failed", dag_id="jky_kd_warehouse_I0134", run_id=RUN_ID, window_start=START, window_end=END,
-        task_id="save_batches", error=ERROR, counts={"fetched": 120, "saved": 117, "rejected": 3},
-        rejected=["WH001", "WH002", "WH003"], url=alerting.run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID, "save_batches"),
-    )
+    fields: dict[str, Any] = {
+        "kind": "task_failed",
+        "dag_id": "jky_kd_warehouse_I0134",
+        "run_id": RUN_ID,
+        "window_start": START,
+        "window_end": END,
+        "task_id": "save_batches",
+        "error": ERROR,
+        "counts": {"fetched": 120, "saved": 117, "rejected": 3},
+        "rejected": ["WH001", "WH002", "WH003"],
+        "url": alerting.run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID, "save_batches"),
+    }
     return Alert(**(fields | overrides))
 
 
 RUN_URL = expected_run_url(BASE_URL, "jky_kd_warehouse_I0134", RUN_ID)
 EXPECTED = [
-    "jky_kd_warehouse_I0134", RUN_ID, "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
-    "2024-05-01 08:00 → 2024-05-01 09:00 Asia/Shanghai", "save_batches", ERROR,
-    "fetched=120", "saved=117", "rejected=3", "WH002", RUN_URL,
+    "jky_kd_warehouse_I0134",
+    RUN_ID,
+    "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
+    "2024-05-01 08:00 → 2024-05-01 09:00 Asia/Shanghai",
+    "save_batches",
+    ERROR,
+    "fetched=120",
+    "saved=117",
+    "rejected=3",
+    "WH002",
+    RUN_URL,
 ]
 
 
@@ -97,15 +116,22 @@ def test_run_without_data_interval_is_said_so():
 
 def test_config_rejects_unknown_keys_and_lists_channels():
     with pytest.raises(ValidationError):
-        AlertingConfig(dingtalk_conn_id="x", slack_conn_id="y")
+        AlertingConfig.model_validate({"dingtalk_conn_id": "x", "slack_conn_id": "y"})
     assert AlertingConfig(wecom_conn_id="w", email_to=["a@b.c"]).channels == ["wecom", "email"]
     assert AlertingConfig().channels == []
 
 
 def test_alert_from_deadline_context_dict():
     """The deadline callback gets the DAG run as the REST API's dict (``dag_run_id``, ISO strings)."""
-    context = {"dag_run": {"dag_id": "d", "dag_run_id": "manual__x", "data_interval_start": START.isoformat(),
-                           "data_interval_end": END.isoformat(), "state": "running"}}
+    context = {
+        "dag_run": {
+            "dag_id": "d",
+            "dag_run_id": "manual__x",
+            "data_interval_start": START.isoformat(),
+            "data_interval_end": END.isoformat(),
+            "state": "running",
+        }
+    }
     alert = alert_from_context(context, "deadline_missed", base_url=BASE_URL)
     assert (alert.dag_id, alert.run_id, alert.window_end, alert.task_id) == ("d", "manual__x", END, None)
     assert alert.url == expected_run_url(BASE_URL, "d", "manual__x")
@@ -124,8 +150,14 @@ def test_dingtalk_delivers_markdown_through_the_provider_hook(monkeypatch, webho
 
 
 def test_dingtalk_signs_when_the_robot_uses_a_sign_secret(monkeypatch, webhook):
-    set_connection(monkeypatch, "alert_dingtalk_signed", conn_type="dingding", host=webhook.url,
-                   password=DINGTALK_TOKEN, extra={"sign_secret": DINGTALK_SIGN_SECRET})
+    set_connection(
+        monkeypatch,
+        "alert_dingtalk_signed",
+        conn_type="dingding",
+        host=webhook.url,
+        password=DINGTALK_TOKEN,
+        extra={"sign_secret": DINGTALK_SIGN_SECRET},
+    )
     send_alert(_alert(), AlertingConfig(dingtalk_conn_id="alert_dingtalk_signed"))
     [posted] = webhook.posted
     timestamp = posted.query["timestamp"]  # parse_qs already unquoted the sign
@@ -166,8 +198,9 @@ def test_all_three_channels_deliver_one_alert(webhook, smtp_server, channels):
     assert len(smtp_server[0].messages) == 1
 
 
-def test_failing_channels_do_not_block_the_others_and_never_show_secrets(monkeypatch, webhook, smtp_server,
-                                                                          channels, closed_port_url, caplog):
+def test_failing_channels_do_not_block_the_others_and_never_show_secrets(
+    monkeypatch, webhook, smtp_server, channels, closed_port_url, caplog
+):
     set_connection(monkeypatch, "alert_wecom", conn_type="http", host=closed_port_url, password=WECOM_KEY)
     webhook.faults.update(status=[500])  # the DingTalk robot answers HTTP 500 once
     assert send_alert(_alert(), AlertingConfig(**channels)) == ["email"]
@@ -178,13 +211,15 @@ def test_failing_channels_do_not_block_the_others_and_never_show_secrets(monkeyp
 
 
 def test_robot_error_answer_is_a_failure_and_all_failing_raises_without_secrets(monkeypatch, webhook, closed_port_url):
-    set_connection(monkeypatch, "alert_dingtalk", conn_type="dingding", host=closed_port_url, password=DINGTALK_TOKEN)
-    set_connection(monkeypatch, "alert_wecom", conn_type="http", host=webhook.url, password=WECOM_KEY)
-    set_connection(monkeypatch, "alert_smtp", conn_type="smtp", host="127.0.0.1", port=int(closed_port_url.rsplit(":", 1)[1]),
-                   login=SMTP_LOGIN, password=SMTP_PASSWORD, extra={"disable_ssl": True, "disable_tls": True, "retry_limit": 0})
+    set_alert_connections(monkeypatch, robots=webhook.url, dingtalk=closed_port_url,
+                          smtp_port=int(closed_port_url.rsplit(":", 1)[1]))
     webhook.answer = {"errcode": 93000, "errmsg": "invalid webhook url"}
-    config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", wecom_conn_id="alert_wecom",
-                            email_conn_id="alert_smtp", email_to=["ops@example.com"])
+    config = AlertingConfig(
+        dingtalk_conn_id="alert_dingtalk",
+        wecom_conn_id="alert_wecom",
+        email_conn_id="alert_smtp",
+        email_to=["ops@example.com"],
+    )
     with pytest.raises(AlertDeliveryError) as raised:
         send_alert(_alert(), config)
     text = "".join(traceback.format_exception(raised.value))  # message and any chained exception
@@ -205,7 +240,9 @@ def test_notify_rejects_only_when_wanted_and_there_are_rejects(webhook, channels
     assert notify_rejects(context, config.model_copy(update={"on_rejects": False}), counts={}, rejected=["A"]) == []
     assert notify_rejects(context, config, counts={"saved": 9, "rejected": 1}, rejected=["WH9"]) == ["dingtalk"]
     text = webhook.posted[0].body["markdown"]["text"]
-    _assert_names_everything(text, ["Rejected records", "saved=9", "WH9", "1 record(s) rejected", expected_run_url(BASE_URL, "d", RUN_ID)])
+    _assert_names_everything(
+        text, ["Rejected records", "saved=9", "WH9", "1 record(s) rejected", expected_run_url(BASE_URL, "d", RUN_ID)]
+    )
 
 
 # -- Airflow wiring -------------------------------------------------------------------------------------------
@@ -218,21 +255,31 @@ def test_failure_callbacks_only_when_wanted():
     assert isinstance(notifier, SchemeAlertNotifier) and notifier.config.wecom_conn_id == "w"
 
 
-PROBE_DAG = """
+def _import_dag_file(name: str, path: Path) -> ModuleType:
+    """Import a DAG file as a module, as the DAG processor would."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PROBE_DAG = f"""
 import pendulum
 from jikeyun_kingdee.compat import DAG, CronDataIntervalTimetable, task
 from jikeyun_kingdee.alerting import AlertingConfig, failure_callbacks
 
-config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", base_url="%s")
+config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", base_url="{BASE_URL}")
 hourly = CronDataIntervalTimetable("0 * * * *", timezone="UTC")
-with DAG("alerting_failure_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"), catchup=False) as dag:
+with DAG("alerting_failure_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"),
+         catchup=False) as dag:
 
     @task(retries=0, on_failure_callback=failure_callbacks(config))
     def save_batches():
         raise RuntimeError("Kingdee MsgCode 11: 基础资料不存在")
 
     save_batches()
-""" % BASE_URL
+"""
 
 
 def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channels, tmp_path, monkeypatch):
@@ -242,20 +289,24 @@ def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channel
     dag_file = tmp_path / "alerting_failure_probe.py"
     dag_file.write_text(PROBE_DAG, encoding="utf-8")
     monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path))  # the default bundle's path, this test only
-    spec = importlib.util.spec_from_file_location("alerting_failure_probe", dag_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _import_dag_file("alerting_failure_probe", dag_file)
 
     run = run_dag_test(module.dag, END)
     assert run.state == "failed"
     [posted] = webhook.posted
     text = posted.body["markdown"]["text"]
-    _assert_names_everything(text, [
-        "Task failed", "alerting_failure_probe", run.run_id, "save_batches",
-        "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
-        "RuntimeError: Kingdee MsgCode 11: 基础资料不存在",
-        expected_run_url(BASE_URL, "alerting_failure_probe", run.run_id, "save_batches"),
-    ])
+    _assert_names_everything(
+        text,
+        [
+            "Task failed",
+            "alerting_failure_probe",
+            run.run_id,
+            "save_batches",
+            "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
+            "RuntimeError: Kingdee MsgCode 11: 基础资料不存在",
+            expected_run_url(BASE_URL, "alerting_failure_probe", run.run_id, "save_batches"),
+        ],
+    )
 
 
 @only_airflow3
@@ -295,12 +346,18 @@ def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhoo
     """Run the callback the way the triggerer does: CallbackTrigger imports the path and awaits it with context."""
     from airflow.triggers.callback import CallbackTrigger
 
-    config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", wecom_conn_id="alert_wecom",
-                            deadline_minutes=30, base_url=BASE_URL)
+    config = AlertingConfig(
+        dingtalk_conn_id="alert_dingtalk", wecom_conn_id="alert_wecom", deadline_minutes=30, base_url=BASE_URL
+    )
     deadline = deadline_alert(config)
     context = {
-        "dag_run": {"dag_id": "jky_kd_warehouse_I0134", "dag_run_id": RUN_ID, "state": "running",
-                    "data_interval_start": START.isoformat(), "data_interval_end": END.isoformat()},
+        "dag_run": {
+            "dag_id": "jky_kd_warehouse_I0134",
+            "dag_run_id": RUN_ID,
+            "state": "running",
+            "data_interval_start": START.isoformat(),
+            "data_interval_end": END.isoformat(),
+        },
         "deadline": {"id": "0198", "deadline_time": END.add(minutes=30).isoformat()},
     }
     trigger = CallbackTrigger(deadline.callback.path, {**deadline.callback.kwargs, "context": context})
@@ -311,11 +368,19 @@ def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhoo
     payloads = asyncio.run(events())
     assert payloads[-1]["state"] == "success", payloads
     assert payloads[-1]["body"] == ["dingtalk", "wecom"]
-    for posted, text in zip(webhook.posted, ("text", "content")):
-        _assert_names_everything(posted.body["markdown"][text], [
-            "Deadline missed", "jky_kd_warehouse_I0134", RUN_ID, "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
-            "2024-05-01T01:30:00+00:00", "state running", RUN_URL,
-        ])
+    for posted, text in zip(webhook.posted, ("text", "content"), strict=False):
+        _assert_names_everything(
+            posted.body["markdown"][text],
+            [
+                "Deadline missed",
+                "jky_kd_warehouse_I0134",
+                RUN_ID,
+                "2024-05-01 00:00 → 2024-05-01 01:00 UTC",
+                "2024-05-01T01:30:00+00:00",
+                "state running",
+                RUN_URL,
+            ],
+        )
 
 
 def test_sla_miss_callback_only_when_there_is_a_deadline_and_a_channel():
@@ -339,12 +404,12 @@ def test_scheme_deadline_is_a_deadline_alert_on_airflow3_and_the_report_tasks_sl
         assert {t.task_id: t.sla for t in dag.tasks if t.sla} == {"report": timedelta(minutes=45)}
 
 
-SLA_PROBE_DAG = """
+SLA_PROBE_DAG = f"""
 import pendulum
 from jikeyun_kingdee.compat import DAG, CronDataIntervalTimetable, task
 from jikeyun_kingdee.alerting import AlertingConfig, sla_miss_callback
 
-config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", deadline_minutes=1, base_url="%s")
+config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", deadline_minutes=1, base_url="{BASE_URL}")
 hourly = CronDataIntervalTimetable("0 * * * *", timezone="UTC")
 with DAG("alerting_sla_probe", schedule=hourly, start_date=pendulum.datetime(2024, 5, 1, tz="UTC"), catchup=False,
          sla_miss_callback=sla_miss_callback(config)) as dag:
@@ -354,28 +419,31 @@ with DAG("alerting_sla_probe", schedule=hourly, start_date=pendulum.datetime(202
         return "done"
 
     report()
-""" % BASE_URL
+"""
 
 
 @only_airflow2
 def test_sla_miss_of_a_real_run_sends_the_deadline_alert(airflow_db, webhook, channels, tmp_path):
     """Airflow 2's DAG processor records the SLA misses of the runs after the last success and calls the callback."""
-    import importlib.util
 
     from airflow.dag_processing.processor import DagFileProcessor
 
     dag_file = tmp_path / "alerting_sla_probe.py"
     dag_file.write_text(SLA_PROBE_DAG, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("alerting_sla_probe", dag_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _import_dag_file("alerting_sla_probe", dag_file)
     three_hours_ago = pendulum.now("UTC").start_of("hour").subtract(hours=3)
     assert run_dag_test(module.dag, three_hours_ago).state == "success"
 
     DagFileProcessor.manage_slas(str(dag_file), "alerting_sla_probe")
     assert webhook.posted, "no SLA alert sent"
     for posted in webhook.posted:
-        _assert_names_everything(posted.body["markdown"]["text"], [
-            "Deadline missed", "alerting_sla_probe", "scheduled__", "task(s) report not finished 1 min after the window",
-            f"{BASE_URL}/dags/alerting_sla_probe/grid?dag_run_id=scheduled__",
-        ])
+        _assert_names_everything(
+            posted.body["markdown"]["text"],
+            [
+                "Deadline missed",
+                "alerting_sla_probe",
+                "scheduled__",
+                "task(s) report not finished 1 min after the window",
+                f"{BASE_URL}/dags/alerting_sla_probe/grid?dag_run_id=scheduled__",
+            ],
+        )

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.airflow_compat import only_airflow2
+from tests.support.dag_timeline import DAG_ID
 
-DAG_ID = "jikeyun_kingdee_warehouse_I0134"
 LOGICAL_DATE = "2026-11-01T01:00:00+00:00"
 SANDBOX = [sys.executable, "-m", "jikeyun_kingdee.sandbox"]
 
@@ -51,23 +51,43 @@ def sandboxes() -> Iterator[dict[str, str]]:
 def test_airflow_dags_test_loads_the_warehouses_into_kingdee(airflow_db, sandboxes, tmp_path: Path) -> None:
     env = {
         **os.environ,
-        "AIRFLOW_CONN_JIKEYUN_DEFAULT": json.dumps({"conn_type": "jikeyun", "host": sandboxes["jikeyun"],
-                                                    "login": "12345678", "password": "0123456789abcdef0123456789ABCDEF"}),
-        "AIRFLOW_CONN_KINGDEE_DEFAULT": json.dumps({"conn_type": "kingdee", "host": f"{sandboxes['kingdee']}/k3cloud/",
-                                                    "login": "webapi", "password": "Kingdee@123",
-                                                    "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"}}),
+        "AIRFLOW_CONN_JIKEYUN_DEFAULT": json.dumps(
+            {
+                "conn_type": "jikeyun",
+                "host": sandboxes["jikeyun"],
+                "login": "12345678",
+                "password": "0123456789abcdef0123456789ABCDEF",
+            }
+        ),
+        "AIRFLOW_CONN_KINGDEE_DEFAULT": json.dumps(
+            {
+                "conn_type": "kingdee",
+                "host": f"{sandboxes['kingdee']}/k3cloud/",
+                "login": "webapi",
+                "password": "Kingdee@123",
+                "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"},
+            }
+        ),
         "AIRFLOW_CONN_JIKEYUN_KINGDEE_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")}),
         "AIRFLOW__JIKEYUN_KINGDEE__STAGING_BASE": f"file://{tmp_path / 'staging'}",
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
-    run = subprocess.run([airflow, "dags", "test", DAG_ID, LOGICAL_DATE, "--conf", json.dumps({"full_resync": True})],
-                         env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [airflow, "dags", "test", DAG_ID, LOGICAL_DATE, "--conf", json.dumps({"full_resync": True})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert "DagRun Finished" in run.stdout + run.stderr and "state=success" in run.stdout + run.stderr
 
     source = _control(sandboxes["jikeyun"], "warehouses")
-    active = {w["warehouseCode"]: w["warehouseName"] for w in source
-              if int(w["isBlockup"]) == 0 and int(w.get("isDelete") or 0) == 0}
+    active = {
+        w["warehouseCode"]: w["warehouseName"]
+        for w in source
+        if int(w["isBlockup"]) == 0 and int(w.get("isDelete") or 0) == 0
+    }
     stocks = _control(sandboxes["kingdee"], "stocks", {"org": "I0134"})
     assert {s["FNumber"]: s["FName"] for s in stocks} == active
     assert active and {s["FDocumentStatus"] for s in stocks} == {"C"}

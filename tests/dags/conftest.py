@@ -48,7 +48,9 @@ def kingdee(monkeypatch: pytest.MonkeyPatch) -> Iterator[KingdeeSandbox]:
 def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "staging"
     monkeypatch.setenv("AIRFLOW__JIKEYUN_KINGDEE__STAGING_BASE", f"file://{folder}")
-    monkeypatch.setenv("AIRFLOW_CONN_JIKEYUN_KINGDEE_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_JIKEYUN_KINGDEE_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")})
+    )
     return folder
 
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import pendulum
 import pytest
-from tests.support.airflow_compat import AIRFLOW_V3, asset_events, queued_dag_ids, run_dag_test, write_dags_to_db
-from tests.support.dag_timeline import DAG_ID, hour
 
 from jikeyun_kingdee import lineage
 from jikeyun_kingdee.compat import DAG, Asset, task
 from jikeyun_kingdee.scheme import load_scheme
+
+from tests.support.airflow_compat import AIRFLOW_V3, asset_events, queued_dag_ids, run_dag_test, write_dags_to_db
+from tests.support.dag_timeline import DAG_ID, hour
 
 pytestmark = pytest.mark.usefixtures("staging")
 

@@ -60,10 +60,12 @@ def test_broken_scheme_is_an_import_error_naming_file_and_field_and_others_still
     schemes.mkdir()
     shutil.copy(REPO / "include" / "schemes" / "warehouse_I0134.yaml", schemes / "warehouse_I0134.yaml")
     broken = (REPO / "include" / "schemes" / "warehouse_I0134.yaml").read_text(encoding="utf-8")
-    broken = broken.replace("name: warehouse_I0134", "name: warehouse_broken").replace("form_id: BD_STOCK", "form_id: ''")
+    broken = broken.replace("name: warehouse_I0134", "name: warehouse_broken").replace(
+        "form_id: BD_STOCK", "form_id: ''"
+    )
     (schemes / "warehouse_broken.yaml").write_text(broken, encoding="utf-8")
     script = (
-        "import json; from jikeyun_kingdee.compat import load_dag_bag;"
+        "import json; from jikeyun_kingdee.local_runs import load_dag_bag;"
         f"bag = load_dag_bag({str(REPO / 'dags')!r});"
         "print(json.dumps({'dags': sorted(bag.dags), 'errors': bag.import_errors}))"
     )

@@ -19,10 +19,11 @@ from datetime import timedelta
 
 import pendulum
 import pytest
-from tests.support.airflow_compat import reconfigure_stats, run_dag_test
-from tests.support.dag_timeline import DAG_ID, hour
 
 from jikeyun_kingdee import metrics
+
+from tests.support.airflow_compat import reconfigure_stats, run_dag_test
+from tests.support.dag_timeline import DAG_ID, hour
 
 pytestmark = pytest.mark.usefixtures("staging")
 

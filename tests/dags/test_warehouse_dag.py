@@ -54,7 +54,13 @@ def test_initial_load_incremental_window_and_rerun(warehouse_dag, jikeyun, kingd
     # The next hour: one warehouse added, one renamed, one newly blocked up.
     active = sorted(expected)
     renamed, blocked = active[3], active[4]
-    jikeyun.add_warehouse(warehouseCode="WH-NEW-0001", warehouseName="新建测试仓", isBlockup=0, isDelete=0, modified_at=hour(1) + timedelta(minutes=30))
+    jikeyun.add_warehouse(
+        warehouseCode="WH-NEW-0001",
+        warehouseName="新建测试仓",
+        isBlockup=0,
+        isDelete=0,
+        modified_at=hour(1) + timedelta(minutes=30),
+    )
     jikeyun.modify_warehouse(renamed, warehouseName="改名后的仓库", modified_at=hour(1) + timedelta(minutes=10))
     jikeyun.block_warehouse(blocked, modified_at=hour(1) + timedelta(minutes=20))
     dr = run_dag_test(warehouse_dag, hour(2))  # a manual run covers the hour that ends at its logical date
@@ -104,8 +110,9 @@ def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, ki
         """What clearing the run's (only) load chunk in the UI does: the load step again on the run's staged items."""
         folder = run_folder(staging_base(), DAG_ID, run.run_id, run.data_interval_start, run.data_interval_end)
         (items,) = sorted(str(path) for path in (folder / "filter").glob("chunk-*.ndjson"))
-        manifest = load_chunk(scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "items": items},
-                              run.run_id)
+        manifest = load_chunk(
+            scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "items": items}, run.run_id
+        )
         return list(read_ndjson(manifest["results"]))
 
     # Rerunning the old run's load (its staged snapshot holds 第一版名称) must not win over the newer data.
@@ -159,7 +166,9 @@ def test_an_empty_window_makes_one_jikeyun_call_and_no_kingdee_call(warehouse_da
 def test_rejected_records_fail_the_run_naming_them_and_the_rest_is_loaded(warehouse_dag, jikeyun, kingdee) -> None:
     refused = sorted(active_names(jikeyun))[10]
     kingdee.fail_rows([refused], message="仓库名称包含非法字符")
-    jikeyun.add_warehouse(warehouseCode="WH-NONAME", warehouseName="", isBlockup=0, isDelete=0, modified_at=hour(1) - timedelta(minutes=1))
+    jikeyun.add_warehouse(
+        warehouseCode="WH-NONAME", warehouseName="", isBlockup=0, isDelete=0, modified_at=hour(1) - timedelta(minutes=1)
+    )
     dr = run_dag_test(warehouse_dag, hour(1), run_conf={"full_resync": True})
     ti_states = states(dr)
     assert dr.state == "failed"
@@ -189,8 +198,12 @@ def test_fatal_upstream_error_fails_at_once_without_any_retry(warehouse_dag, jik
     """A wrong appsecret (Jikeyun sign error 0858030801) is final: no HTTP retry in the hook, no task retry."""
     import json
 
-    monkeypatch.setenv("AIRFLOW_CONN_JIKEYUN_DEFAULT", json.dumps({
-        "conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": "not-the-appsecret"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_JIKEYUN_DEFAULT",
+        json.dumps(
+            {"conn_type": "jikeyun", "host": jikeyun.url, "login": jikeyun.appkey, "password": "not-the-appsecret"}
+        ),
+    )
     dr = run_dag_test(warehouse_dag, hour(1))
     assert dr.state == "failed"
     extract = dr.get_task_instance("extract")

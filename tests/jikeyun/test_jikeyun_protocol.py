@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl
 
 import pendulum
 import pytest
 import requests
-from urllib.parse import parse_qsl
+from pydantic import SecretStr
 
 from jikeyun_kingdee.hooks.jikeyun import (
     JikeyunAuth,
@@ -43,12 +44,17 @@ def test_sign_reproduces_the_reference_vector():
 
 
 def test_auth_signs_a_form_request_like_the_vector():
-    settings = JikeyunSettings(appkey="12345678", appsecret=VECTOR_SECRET, token="isv-token")
-    clock = lambda: pendulum.datetime(2024, 1, 2, 2, 0, tz="UTC")  # noqa: E731 - 10:00 Beijing
+    settings = JikeyunSettings(appkey="12345678", appsecret=SecretStr(VECTOR_SECRET), token=SecretStr("isv-token"))
+
+    def clock() -> pendulum.DateTime:
+        return pendulum.datetime(2024, 1, 2, 2, 0, tz="UTC")  # 10:00 Beijing
+
     biz = json.loads(VECTOR["bizcontent"])
     prepared = requests.Request(
-        "POST", "http://127.0.0.1/",
-        data={"method": "erp.warehouse.get", "bizcontent": json.dumps(biz, separators=(",", ":"))}, auth=JikeyunAuth(settings, clock),
+        "POST",
+        "http://127.0.0.1/",
+        data={"method": "erp.warehouse.get", "bizcontent": json.dumps(biz, separators=(",", ":"))},
+        auth=JikeyunAuth(settings, clock),
     ).prepare()
     form = dict(parse_qsl(prepared.body))
     assert form["sign"] == VECTOR_SIGN
@@ -60,18 +66,25 @@ def test_auth_signs_a_form_request_like_the_vector():
 def test_window_times_are_sent_in_beijing_time():
     assert beijing_time(datetime(2024, 1, 1, 16, 0, tzinfo=timezone.utc)) == "2024-01-02 00:00:00"
     with pytest.raises(ValueError):
-        beijing_time(datetime(2024, 1, 1))
+        beijing_time(datetime(2024, 1, 1, tzinfo=timezone.utc).replace(tzinfo=None))  # naive on purpose
 
 
 def test_request_shape_and_no_extras_in_headers(connect, sandbox, make_hook):
-    connect(sandbox, extra={"token": "isv-token", "max_calls_per_second": 50, "timeout": 5,
-                                                "version": "v1.0"})
+    connect(sandbox, extra={"token": "isv-token", "max_calls_per_second": 50, "timeout": 5, "version": "v1.0"})
     hook = make_hook()
     data = hook.call("erp.warehouse.get", {"pageIndex": 0, "pageSize": 2, "name": "上海"})
     assert len(data["warehouseInfo"]) == 2
     sent = sandbox.last_request
-    assert set(sent["params"]) == {"method", "appkey", "version", "contenttype", "timestamp", "bizcontent", "sign",
-                                   "token"}
+    assert set(sent["params"]) == {
+        "method",
+        "appkey",
+        "version",
+        "contenttype",
+        "timestamp",
+        "bizcontent",
+        "sign",
+        "token",
+    }
     assert sent["params"]["bizcontent"] == '{"pageIndex":0,"pageSize":2,"name":"上海"}'
     assert sent["params"]["contenttype"] == "json" and sent["params"]["version"] == "v1.0"
     sent_at = pendulum.from_format(sent["params"]["timestamp"], "YYYY-MM-DD HH:mm:ss", tz="Asia/Shanghai")
@@ -127,8 +140,9 @@ def test_success_envelope_variants():
 def test_sandbox_checks_timestamp_freshness(sandbox, skew, accepted):
     settings = JikeyunSettings(appkey=sandbox.appkey, appsecret=sandbox.appsecret)
     auth = JikeyunAuth(settings, clock=lambda: pendulum.now("Asia/Shanghai") - skew)
-    answer = requests.post(sandbox.url, data={"method": "erp.warehouse.get", "bizcontent": "{}"}, auth=auth,
-                           timeout=5).json()
+    answer = requests.post(
+        sandbox.url, data={"method": "erp.warehouse.get", "bizcontent": "{}"}, auth=auth, timeout=5
+    ).json()
     assert (answer["code"] == 200) is accepted
     if not accepted:
         assert answer["subCode"] == TIMESTAMP_EXPIRED

@@ -144,7 +144,8 @@ def test_command_line_serves_and_scripts():
         ("1631020179000", datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
         ("2021-09-07 21:09:39", datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
         ("2021-09-07T13:09:39Z", datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
-        (datetime(2021, 9, 7, 21, 9, 39), datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
+        (datetime(2021, 9, 7, 21, 9, 39, tzinfo=timezone.utc).replace(tzinfo=None),  # naive: read as Beijing time
+         datetime(2021, 9, 7, 13, 9, 39, tzinfo=timezone.utc)),
         (None, None),
     ],
 )

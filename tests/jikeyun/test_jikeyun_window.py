@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -25,9 +25,9 @@ METHOD, LIST_KEY = "erp.warehouse.get", "warehouseInfo"
 ALL = {"includeDeleteAndBlockup": 1}
 
 P = 200
-BULK_AT = datetime(2025, 6, 1, 4, 0, 0, tzinfo=UTC)
+BULK_AT = datetime(2025, 6, 1, 4, 0, 0, tzinfo=timezone.utc)
 HOURS = (BULK_AT - timedelta(hours=1), BULK_AT + timedelta(hours=1))
-HALF_YEAR = (datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC))
+HALF_YEAR = (datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 9, 1, tzinfo=timezone.utc))
 
 
 def ms(moment: datetime) -> int:
@@ -102,7 +102,7 @@ def test_sorted_server_costs_at_most_1_1_times_the_minimum(connect, make_sandbox
 @pytest.mark.parametrize(("n", "span", "page_size"), [(2000, 500, P), (2000, 100, P), (1000, 3600, 50)])
 def test_dense_seconds_stay_within_the_bound(connect, make_sandbox, make_hook, n, span, page_size):
     """4 and 20 records a second (keyset re-reads the last two seconds of a page), and the page size of 50."""
-    start = datetime(2025, 5, 1, tzinfo=UTC)
+    start = datetime(2025, 5, 1, tzinfo=timezone.utc)
     sandbox = make_sandbox(warehouses=n, modified_from=start, modified_to=start + timedelta(seconds=span))
     connect(sandbox)
     hook = make_hook()
@@ -256,7 +256,8 @@ def test_unsorted_server_returns_everything_at_no_more_than_bisection_costs(conn
     hook = make_hook()
     got = read(hook)
     assert sorted(got) == sorted(sandbox.warehouses)
-    assert hook.call_counts[METHOD] <= _bisection_calls(make_hook, window_seconds(None, None, datetime.now(UTC)))
+    now = datetime.now(timezone.utc)
+    assert hook.call_counts[METHOD] <= _bisection_calls(make_hook, window_seconds(None, None, now))
 
 
 def test_order_that_only_looks_like_time_order_loses_nothing(connect, make_sandbox, make_hook, capsys):
@@ -264,13 +265,17 @@ def test_order_that_only_looks_like_time_order_loses_nothing(connect, make_sandb
     that is not there; a later page shows it, and the whole window is bisected."""
     sandbox = make_sandbox(warehouses=0, sort_by_modified=False)
     connect(sandbox)
-    start, rng = datetime(2025, 1, 1, tzinfo=UTC), random.Random(3)
+    start, rng = datetime(2025, 1, 1, tzinfo=timezone.utc), random.Random(3)
     for i in range(300):
-        sandbox.add_warehouse(warehouseId=f"1{i:05d}", warehouseCode=f"OLD{i:03d}",
-                              gmtModified=ms(start + timedelta(hours=i)))
+        sandbox.add_warehouse(
+            warehouseId=f"1{i:05d}", warehouseCode=f"OLD{i:03d}", gmtModified=ms(start + timedelta(hours=i))
+        )
     for i in range(300):
-        sandbox.add_warehouse(warehouseId=f"2{i:05d}", warehouseCode=f"NEW{i:03d}",
-                              gmtModified=ms(start + timedelta(seconds=rng.randrange(300 * 3600))))
+        sandbox.add_warehouse(
+            warehouseId=f"2{i:05d}",
+            warehouseCode=f"NEW{i:03d}",
+            gmtModified=ms(start + timedelta(seconds=rng.randrange(300 * 3600))),
+        )
     got = read(make_hook())
     assert set(got) == set(sandbox.warehouses)
     assert "reading the whole window by bisection" in capsys.readouterr().out

@@ -16,7 +16,7 @@ from jikeyun_kingdee.hooks.kingdee import (
 from tests.support.kingdee import ORG, warehouse
 
 
-@pytest.mark.parametrize("auth, login_call", [("password", "ValidateUser"), ("app_secret", "LoginByAppSecret"),
+@pytest.mark.parametrize(("auth", "login_call"), [("password", "ValidateUser"), ("app_secret", "LoginByAppSecret"),
                                               ("signature", None)])
 def test_every_auth_mode_logs_in_once_and_keeps_the_session(connect, sandbox, auth, login_call) -> None:
     hook = connect(auth)

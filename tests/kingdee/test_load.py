@@ -12,8 +12,8 @@ from jikeyun_kingdee.ledger import Applied, SyncLedger, row_hash
 from jikeyun_kingdee.pipeline import load_chunk, summarise
 from jikeyun_kingdee.scheme import load_scheme
 from jikeyun_kingdee.staging import ObjectStoragePath, read_ndjson, write_ndjson
-from tests.support import REPO
 
+from tests.support import REPO
 from tests.support.kingdee import ORG, warehouse
 
 SCHEME = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
@@ -55,13 +55,13 @@ def statuses(results: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_results_manifest_and_the_ledger(load, sandbox, ledger) -> None:
-    manifest, results, hook = load([item("WH1"), item("WH2"), item("WH3", state="blocked")])
+    manifest, results, _hook = load([item("WH1"), item("WH2"), item("WH3", state="blocked")])
     assert results[0] == {"key": "WH1", "status": "created", "id": sandbox.stocks()[0]["FStockId"],
                           "modified": T0, "field": None, "message": None}
     assert statuses(results) == {"WH1": "created", "WH2": "created", "WH3": "absent"}
     assert manifest["counts"] == {"created": 2, "absent": 1} and manifest["chunk"] == 0
     assert manifest["results"].endswith("/load/chunk-00000.ndjson")
-    assert {k: v for k, v in manifest["calls"].items()} == {"ValidateUser": 1, "ExecuteBillQuery": 1, "BatchSave": 1}
+    assert dict(manifest["calls"].items()) == {"ValidateUser": 1, "ExecuteBillQuery": 1, "BatchSave": 1}
     assert manifest["retries"] == 0 and manifest["seconds"] > 0
     entries = ledger.entries(["WH1", "WH2", "WH3"])
     assert entries["WH1"] == Applied(T0, results[0]["id"], row_hash(warehouse("WH1"), "active"))

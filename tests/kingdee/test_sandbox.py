@@ -28,8 +28,15 @@ def test_official_sdk_signs_in_saves_and_queries(sandbox) -> None:
     saved = json.loads(sdk.BatchSave("BD_STOCK", {"Model": [warehouse("WH1"), warehouse("WH2", name="")]}))
     status = saved["Result"]["ResponseStatus"]
     assert status["SuccessEntitys"][0]["Number"] == "WH1" and status["Errors"][0]["DIndex"] == 1
-    rows = json.loads(sdk.ExecuteBillQuery({"FormId": "BD_STOCK", "FieldKeys": "FStockId,FNumber,FUseOrgId.FNumber",
-                                            "FilterString": f"FNumber in ('WH1','WH2') and FUseOrgId.FNumber = '{ORG}'"}))
+    rows = json.loads(
+        sdk.ExecuteBillQuery(
+            {
+                "FormId": "BD_STOCK",
+                "FieldKeys": "FStockId,FNumber,FUseOrgId.FNumber",
+                "FilterString": f"FNumber in ('WH1','WH2') and FUseOrgId.FNumber = '{ORG}'",
+            }
+        )
+    )
     assert rows == [[status["SuccessEntitys"][0]["Id"], "WH1", ORG]]
     assert sdk.cookiesStore.SID and sandbox.count_sessions() == 1  # the SDK reuses the cookie it was given
     sdk.Submit("BD_STOCK", {"Numbers": ["WH1"]})
@@ -37,8 +44,9 @@ def test_official_sdk_signs_in_saves_and_queries(sandbox) -> None:
 
 
 def test_official_sdk_with_a_wrong_secret_gets_session_lost(sandbox) -> None:
-    reply = json.loads(sdk_client(sandbox, app_secret="0" * 32).ExecuteBillQuery(
-        {"FormId": "BD_STOCK", "FieldKeys": "FNumber"}))
+    reply = json.loads(
+        sdk_client(sandbox, app_secret="0" * 32).ExecuteBillQuery({"FormId": "BD_STOCK", "FieldKeys": "FNumber"})
+    )
     assert reply[0][0]["Result"]["ResponseStatus"]["MsgCode"] == 1
 
 
@@ -48,21 +56,37 @@ def _post(sandbox, service: str, body, session: requests.Session | None = None):
 
 def test_three_body_shapes_and_case_insensitive_paths(sandbox) -> None:
     http = requests.Session()
-    login = _post(sandbox, f"{STUB}AuthService.ValidateUser".lower(),
-                  {"parameters": json.dumps([sandbox.acct_id, sandbox.username, sandbox.password, 2052])}, http)
+    login = _post(
+        sandbox,
+        f"{STUB}AuthService.ValidateUser".lower(),
+        {"parameters": json.dumps([sandbox.acct_id, sandbox.username, sandbox.password, 2052])},
+        http,
+    )
     assert login.json()["LoginResultType"] == 1 and "kdservice-sessionid" in http.cookies
-    positional = _post(sandbox, f"{STUB}DynamicFormService.batchSave",
-                       {"parameters": ["BD_STOCK", json.dumps({"Model": [warehouse("WH1")]})]}, http)
-    as_string = _post(sandbox, f"{STUB}DynamicFormService.BatchSave",
-                      {"FormId": "BD_STOCK", "Data": json.dumps({"Model": [warehouse("WH2")]})}, http)
-    named = _post(sandbox, f"{STUB}DynamicFormService.Save", {"formid": "BD_STOCK", "data": {"Model": warehouse("WH3")}},
-                  http)
+    positional = _post(
+        sandbox,
+        f"{STUB}DynamicFormService.batchSave",
+        {"parameters": ["BD_STOCK", json.dumps({"Model": [warehouse("WH1")]})]},
+        http,
+    )
+    as_string = _post(
+        sandbox,
+        f"{STUB}DynamicFormService.BatchSave",
+        {"FormId": "BD_STOCK", "Data": json.dumps({"Model": [warehouse("WH2")]})},
+        http,
+    )
+    named = _post(
+        sandbox, f"{STUB}DynamicFormService.Save", {"formid": "BD_STOCK", "data": {"Model": warehouse("WH3")}}, http
+    )
     assert positional.json()["Result"]["ResponseStatus"]["IsSuccess"]
     assert as_string.json()["Result"]["ResponseStatus"]["IsSuccess"]
     assert named.json()["Result"]["Number"] == "WH3"
-    query = _post(sandbox, f"{STUB}DynamicFormService.ExecuteBillQuery",
-                  {"parameters": [json.dumps({"FormId": "BD_STOCK", "FieldKeys": "FNumber", "OrderString": "FNumber"})]},
-                  http)
+    query = _post(
+        sandbox,
+        f"{STUB}DynamicFormService.ExecuteBillQuery",
+        {"parameters": [json.dumps({"FormId": "BD_STOCK", "FieldKeys": "FNumber", "OrderString": "FNumber"})]},
+        http,
+    )
     assert query.json() == [["WH1"], ["WH2"], ["WH3"]]
     assert sandbox.rows_per_call == [("BatchSave", 1), ("BatchSave", 1), ("Save", 1)]
 
@@ -73,11 +97,17 @@ def test_login_by_sign_and_wrong_data_centre(sandbox) -> None:
     ts = "1700000000"
     parts = sorted([sandbox.acct_id, sandbox.username, sandbox.app_id, sandbox.app_secret, ts])
     sign = hashlib.sha256("".join(parts).encode()).hexdigest()
-    reply = _post(sandbox, f"{STUB}AuthService.LoginBySign",
-                  {"parameters": [sandbox.acct_id, sandbox.username, sandbox.app_id, ts, sign, 2052]})
+    reply = _post(
+        sandbox,
+        f"{STUB}AuthService.LoginBySign",
+        {"parameters": [sandbox.acct_id, sandbox.username, sandbox.app_id, ts, sign, 2052]},
+    )
     assert reply.json()["LoginResultType"] == 1
-    bad = _post(sandbox, f"{STUB}AuthService.ValidateUser",
-                {"acctID": "other", "username": sandbox.username, "password": sandbox.password, "lcid": 2052})
+    bad = _post(
+        sandbox,
+        f"{STUB}AuthService.ValidateUser",
+        {"acctID": "other", "username": sandbox.username, "password": sandbox.password, "lcid": 2052},
+    )
     assert bad.json()["LoginResultType"] == 0 and not bad.cookies
 
 
@@ -88,8 +118,9 @@ def test_without_session_every_operation_reports_msgcode_1(sandbox) -> None:
 
 
 def test_organisations_are_configurable(sandbox, hook) -> None:
-    assert [r["FNumber"] for r in hook.query("ORG_Organizations", "FOrgID,FNumber,FName,FDocumentStatus,FForbidStatus")] \
-        == ["100", "I0134"]
+    assert [
+        r["FNumber"] for r in hook.query("ORG_Organizations", "FOrgID,FNumber,FName,FDocumentStatus,FForbidStatus")
+    ] == ["100", "I0134"]
     sandbox.set_organisations(["200"])
     assert not hook.organisation_exists("I0134")
     result = hook.batch_save("BD_STOCK", [warehouse("WH1")])[0]
@@ -119,8 +150,9 @@ def test_official_sdk_forbids_and_enables_by_number(sandbox) -> None:
     assert [(e["DIndex"], "不存在" in e["Message"]) for e in status["Errors"]] == [(1, True)]
     again = json.loads(sdk.ExcuteOperation("BD_STOCK", "Forbid", {"Numbers": ["WH1"]}))["Result"]["ResponseStatus"]
     assert not again["IsSuccess"] and "已禁用" in again["Errors"][0]["Message"]
-    rows = json.loads(sdk.ExecuteBillQuery({"FormId": "BD_STOCK", "FieldKeys": "FNumber,FForbidStatus",
-                                            "OrderString": "FNumber"}))
+    rows = json.loads(
+        sdk.ExecuteBillQuery({"FormId": "BD_STOCK", "FieldKeys": "FNumber,FForbidStatus", "OrderString": "FNumber"})
+    )
     assert rows == [["WH1", "B"], ["WH2", "A"]]
     enable = json.loads(sdk.ExcuteOperation("BD_STOCK", "Enable", {"Numbers": ["WH1", "WH2"]}))
     status = enable["Result"]["ResponseStatus"]
@@ -133,14 +165,26 @@ def test_official_sdk_forbids_and_enables_by_number(sandbox) -> None:
 def test_excute_operation_by_ids_lower_case_path_and_unknown_operation(sandbox) -> None:
     ids = sandbox.add_stocks([warehouse("WH1"), warehouse("WH2")])
     http = requests.Session()
-    _post(sandbox, f"{STUB}AuthService.ValidateUser",
-          {"acctID": sandbox.acct_id, "username": sandbox.username, "password": sandbox.password, "lcid": 2052}, http)
-    reply = _post(sandbox, f"{STUB}DynamicFormService.ExcuteOperation".lower(),
-                  {"formid": "BD_STOCK", "opNumber": "Forbid", "data": {"Ids": ",".join(map(str, ids))}}, http)
+    _post(
+        sandbox,
+        f"{STUB}AuthService.ValidateUser",
+        {"acctID": sandbox.acct_id, "username": sandbox.username, "password": sandbox.password, "lcid": 2052},
+        http,
+    )
+    reply = _post(
+        sandbox,
+        f"{STUB}DynamicFormService.ExcuteOperation".lower(),
+        {"formid": "BD_STOCK", "opNumber": "Forbid", "data": {"Ids": ",".join(map(str, ids))}},
+        http,
+    )
     assert reply.json()["Result"]["ResponseStatus"]["IsSuccess"]
     assert {s["FForbidStatus"] for s in sandbox.stocks()} == {"B"}
-    unknown = _post(sandbox, f"{STUB}DynamicFormService.ExcuteOperation",
-                    {"formid": "BD_STOCK", "opNumber": "Explode", "data": {"Numbers": ["WH1"]}}, http)
+    unknown = _post(
+        sandbox,
+        f"{STUB}DynamicFormService.ExcuteOperation",
+        {"formid": "BD_STOCK", "opNumber": "Explode", "data": {"Numbers": ["WH1"]}},
+        http,
+    )
     assert unknown.json()["Result"]["ResponseStatus"]["MsgCode"] == 3
 
 
@@ -148,12 +192,21 @@ def test_auto_submit_and_audit_is_one_transaction(sandbox) -> None:
     sdk = sdk_client(sandbox)
     sandbox.fail_rows(["WH2"], message="审批流未通过", stage="audit")
     sandbox.fail_rows(["WH3"], message="提交校验失败", stage="submit")
-    saved = json.loads(sdk.BatchSave("BD_STOCK", {
-        "Model": [warehouse("WH1"), warehouse("WH2"), warehouse("WH3")], "IsAutoSubmitAndAudit": "true",
-        "NeedReturnFields": ["FNumber", "FDocumentStatus"]}))["Result"]
+    saved = json.loads(
+        sdk.BatchSave(
+            "BD_STOCK",
+            {
+                "Model": [warehouse("WH1"), warehouse("WH2"), warehouse("WH3")],
+                "IsAutoSubmitAndAudit": "true",
+                "NeedReturnFields": ["FNumber", "FDocumentStatus"],
+            },
+        )
+    )["Result"]
     status = saved["ResponseStatus"]
     assert [(e["DIndex"], e["FieldName"], e["Message"]) for e in status["Errors"]] == [
-        (1, None, "审核失败：审批流未通过"), (2, None, "提交失败：提交校验失败")]
+        (1, None, "审核失败：审批流未通过"),
+        (2, None, "提交失败：提交校验失败"),
+    ]
     assert saved["NeedReturnData"] == [{"FNumber": "WH1", "FDocumentStatus": "C"}]
     assert [(s["FNumber"], s["FDocumentStatus"]) for s in sandbox.stocks()] == [("WH1", "C")]  # WH2, WH3 not saved
 
@@ -161,8 +214,12 @@ def test_auto_submit_and_audit_is_one_transaction(sandbox) -> None:
 def test_auto_flag_modes_on_creates_and_updates(sandbox) -> None:
     sdk = sdk_client(sandbox)
     sandbox.configure(auto_audit="ignore", echo_return_fields=False)
-    saved = json.loads(sdk.BatchSave("BD_STOCK", {"Model": [warehouse("WH1")], "IsAutoSubmitAndAudit": True,
-                                                  "NeedReturnFields": ["FDocumentStatus"]}))["Result"]
+    saved = json.loads(
+        sdk.BatchSave(
+            "BD_STOCK",
+            {"Model": [warehouse("WH1")], "IsAutoSubmitAndAudit": True, "NeedReturnFields": ["FDocumentStatus"]},
+        )
+    )["Result"]
     assert saved["NeedReturnData"] == [{}] and sandbox.stocks()[0]["FDocumentStatus"] == "A"  # flag not known
     stock_id = sandbox.stocks()[0]["FStockId"]
     update = {"Model": [warehouse("WH1", name="新名") | {"FStockId": stock_id}], "IsAutoSubmitAndAudit": True}
@@ -197,14 +254,27 @@ def test_row_latency_and_counters_over_the_control_endpoint(sandbox, hook) -> No
     hook.submit("BD_STOCK", numbers=["WH0", "WH1"])
     counted = requests.post(f"{sandbox.url}/_sandbox/rows-written", json={}, timeout=5).json()["result"]
     assert counted == {"BatchSave": 4, "Submit": 2}
-    assert requests.post(f"{sandbox.url}/_sandbox/configure", json={"query_limit": 10}, timeout=5).json()[
-        "result"]["query_limit"] == 10
+    assert (
+        requests.post(f"{sandbox.url}/_sandbox/configure", json={"query_limit": 10}, timeout=5).json()["result"][
+            "query_limit"
+        ]
+        == 10
+    )
 
 
 def test_hand_edits_for_drift(sandbox, hook) -> None:
     hook.batch_save("BD_STOCK", [warehouse("WH1"), warehouse("WH2")])
-    assert sandbox_cli(["control", sandbox.url, "edit-stocks",
-                        json.dumps({"numbers": ["WH1"], "FName": "手改", "FForbidStatus": "B"})]) == 0
+    assert (
+        sandbox_cli(
+            [
+                "control",
+                sandbox.url,
+                "edit-stocks",
+                json.dumps({"numbers": ["WH1"], "FName": "手改", "FForbidStatus": "B"}),
+            ]
+        )
+        == 0
+    )
     assert sandbox.delete_stocks(["WH2"], org=ORG) == 1
     assert [(s["FNumber"], s["FName"], s["FForbidStatus"]) for s in sandbox.stocks()] == [("WH1", "手改", "B")]
     with pytest.raises(ValueError, match="cannot edit"):

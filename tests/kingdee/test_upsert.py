@@ -13,7 +13,7 @@ def run(hook, rows, **kwargs):
     return upsert(hook, "BD_STOCK", rows, org_number=ORG, **kwargs)
 
 
-@pytest.mark.parametrize("desired, current, same", [
+@pytest.mark.parametrize(("desired", "current", "same"), [
     (True, True, True), ("true", True, True), (True, "1", True), (1, True, True), (False, "0", True),
     ("1", 1, True), ("1", "1", True), ({"FNumber": "I0134"}, "I0134", True),
     ("true", False, False), ("2", "1", False), ({"FNumber": "100"}, "I0134", False), ("仓", "仓 ", True),
@@ -61,7 +61,7 @@ def test_changed_audited_rows_are_unaudited_saved_and_audited_again(hook, sandbo
     hook.call_counts.clear()
     rows[1] = warehouse("WH1", name="华东一号仓")
     rows[3] = warehouse("WH3", FAllowMinusQty=False)
-    outcomes = run(hook, rows + [warehouse("WH9")])
+    outcomes = run(hook, [*rows, warehouse("WH9")])
     assert [o.status for o in outcomes] == ["unchanged", "updated", "unchanged", "updated", "created"]
     stored = {s["FNumber"]: s for s in sandbox.stocks(ORG)}
     assert stored["WH1"]["FName"] == "华东一号仓" and stored["WH3"]["FAllowMinusQty"] is False
@@ -271,7 +271,7 @@ def test_enable_refusal_rejects_the_row_and_skips_its_update(hook, sandbox) -> N
     assert sandbox.stocks()[0]["FName"] == "仓库WH1"
 
 
-@pytest.mark.parametrize("numbers, limit, known, kind, calls, max_pages", [
+@pytest.mark.parametrize(("numbers", "limit", "known", "kind", "calls", "max_pages"), [
     (0, 10, None, "none", 0, 0),
     (5, 10, 0, "in", 1, 0),          # one IN-query cannot be beaten
     (45, 10, None, "in", 5, 0),      # no estimate: IN
@@ -284,7 +284,7 @@ def test_plan_lookup(numbers, limit, known, kind, calls, max_pages) -> None:
     assert plan_lookup(numbers, limit, known) == Lookup(kind, calls, max_pages)
 
 
-@pytest.mark.parametrize("field, message, cause", [
+@pytest.mark.parametrize(("field", "message", "cause"), [
     ("FNumber", "违反字段唯一性要求：编码唯一。[WH1]在当前系统中已经被使用。", "duplicate"),
     ("FName", "字段“名称”是必填项", "row"),
     (None, "审核失败：审批流未通过", "approval"),

@@ -1,4 +1,5 @@
-"""The installed distribution registers the ``jikeyun`` and ``kingdee`` connection types with Airflow's ProvidersManager."""
+"""The installed distribution registers the ``jikeyun`` and ``kingdee`` connection types with Airflow's
+ProvidersManager."""
 
 from __future__ import annotations
 
@@ -58,11 +59,16 @@ def test_airflow2_ui_gets_the_form_from_the_hooks(conn_type):
     """Airflow 2 ignores ``conn-fields`` and ``ui-field-behaviour``: its Flask UI asks the hook classes."""
     manager = ProvidersManager()
     assert manager.field_behaviours[conn_type] == ui_field_behaviour(conn_type)
-    widgets = {name.split("__")[2]: info for name, info in manager.connection_form_widgets.items()
-               if name.split("__")[1] == conn_type}
+    widgets = {
+        name.split("__")[2]: info
+        for name, info in manager.connection_form_widgets.items()
+        if name.split("__")[1] == conn_type
+    }
     assert list(widgets) == list(connection_type(conn_type)["conn-fields"])
-    assert {name for name, info in widgets.items() if info.is_sensitive} == ({"token"} if conn_type == "jikeyun" else set())
-    assert {info.hook_class_name for info in widgets.values()} == {HOOKS[conn_type].rsplit('.', 1)[1]}
+    assert {name for name, info in widgets.items() if info.is_sensitive} == (
+        {"token"} if conn_type == "jikeyun" else set()
+    )
+    assert {info.hook_class_name for info in widgets.values()} == {HOOKS[conn_type].rsplit(".", 1)[1]}
 
 
 @only_airflow3

@@ -16,7 +16,9 @@ from tests.support import REPO
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     context = tmp_path_factory.mktemp("context")
-    allowed = [line[1:].strip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    allowed = [
+        line[1:].strip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    ]
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in allowed:
         source = REPO / name
@@ -27,7 +29,9 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(dist), str(context)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (built,) = dist.glob("airflow_jikeyun_kingdee-*.whl")
     return zipfile.ZipFile(built)
@@ -40,7 +44,11 @@ def _dist_info(wheel: zipfile.ZipFile, name: str) -> str:
 
 def test_wheel_holds_the_package_from_plugins(wheel):
     names = set(wheel.namelist())
-    assert {"jikeyun_kingdee/__init__.py", "jikeyun_kingdee/provider_info.py", "jikeyun_kingdee/sandbox/__main__.py"} <= names
+    assert {
+        "jikeyun_kingdee/__init__.py",
+        "jikeyun_kingdee/provider_info.py",
+        "jikeyun_kingdee/sandbox/__main__.py",
+    } <= names
     assert not any(name.startswith("plugins/") for name in names)
 
 
@@ -56,7 +64,11 @@ def test_wheel_requires_airflow_2_10_or_3_1_and_its_libraries(wheel):
     metadata = Parser().parsestr(_dist_info(wheel, "METADATA"))
     requires = {r.split(";")[0].replace(" ", "") for r in metadata.get_all("Requires-Dist")}
     (airflow,) = [Requirement(r) for r in requires if Requirement(r).name == "apache-airflow"]
-    admitted = {v for v in ("2.9.3", "2.10.0", "2.11.2", "3.0.6", "3.1.0", "3.3.2", "3.4.0") if airflow.specifier.contains(v)}
+    admitted = {
+        v for v in ("2.9.3", "2.10.0", "2.11.2", "3.0.6", "3.1.0", "3.3.2", "3.4.0") if airflow.specifier.contains(v)
+    }
     assert admitted == {"2.10.0", "2.11.2", "3.1.0", "3.3.2"}
-    assert {"apache-airflow-providers-http", "pydantic", "pendulum"} <= {r.split("<")[0].split(">")[0] for r in requires}
+    assert {"apache-airflow-providers-http", "pydantic", "pendulum"} <= {
+        r.split("<")[0].split(">")[0] for r in requires
+    }
     assert "test" in metadata.get_all("Provides-Extra")

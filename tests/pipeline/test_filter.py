@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from jikeyun_kingdee import pipeline
 from jikeyun_kingdee.scheme import Lifecycle, Scheme, load_scheme
 from jikeyun_kingdee.staging import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from jikeyun_kingdee.records import parse_jikeyun_time, to_epoch_ms
 from jikeyun_kingdee.scheme import Comparison, Lifecycle, load_scheme
 from jikeyun_kingdee.transform import (
@@ -39,7 +40,9 @@ def test_required_fields_must_not_be_blank() -> None:
         check_required({"FName": "  ", "FNumber": "X"}, ["FNumber", "FName"])
 
 
-@pytest.mark.parametrize(("value", "kept"), [(0, True), ("0", True), (0.0, True), (1, False), ("1", False), (None, False)])
+@pytest.mark.parametrize(
+    ("value", "kept"), [(0, True), ("0", True), (0.0, True), (1, False), ("1", False), (None, False)]
+)
 def test_platform_condition_is_loose_equality(value, kept: bool) -> None:
     condition = [[Comparison(field="isBlockup", op="eq", value="0")]]
     assert matches(condition, {"isBlockup": value}) is kept
@@ -58,6 +61,7 @@ def test_condition_outer_list_is_or_inner_is_and() -> None:
 
 def test_modification_times_read_every_jikeyun_time_form() -> None:
     """What the transform step stores as a record's ``modified`` (epoch ms) from Jikeyun's time forms."""
+
     def epoch_ms(value):
         return to_epoch_ms(parse_jikeyun_time(value))
 
@@ -130,8 +134,14 @@ def test_staged_state_applies_the_condition_to_active_records_only() -> None:
 
 
 def test_transform_record_parses_the_modification_time_once_through_the_model() -> None:
-    raw = {"warehouseCode": " WH001 ", "warehouseName": "华东一号仓", "isBlockup": 1, "isDelete": 0,
-           "gmtModified": "2021-09-07 21:09:39", "extraField": "kept out"}
+    raw = {
+        "warehouseCode": " WH001 ",
+        "warehouseName": "华东一号仓",
+        "isBlockup": 1,
+        "isDelete": 0,
+        "gmtModified": "2021-09-07 21:09:39",
+        "extraField": "kept out",
+    }
     item = transform_record(SCHEME, raw)
     assert item["key"] == "WH001"
     assert item["modified"] == 1631020179000  # Beijing time, through Warehouse.gmt_modified
@@ -144,7 +154,7 @@ def test_transform_record_without_a_record_model_parses_the_raw_field() -> None:
     assert scheme.source.record_type is None
     item = transform_record(scheme, {"warehouseCode": "WH1", "warehouseName": "n", "gmtModified": "1631020179000"})
     assert item["modified"] == 1631020179000
-    with pytest.raises(ValueError, match="not a date-time|not a time|Unable to parse"):
+    with pytest.raises(ValueError, match=r"not a date-time|not a time|Unable to parse"):
         transform_record(scheme, {"warehouseCode": "WH1", "warehouseName": "n", "gmtModified": "yesterday-ish"})
 
 
@@ -157,8 +167,16 @@ def test_transform_record_names_the_field_that_fails() -> None:
 
 @pytest.mark.parametrize(
     ("rows", "per_chunk", "max_chunks", "expected"),
-    [(0, 2000, 64, 2000), (1, 2000, 64, 2000), (10_000, 2000, 64, 2000), (128_000, 2000, 64, 2000),
-     (128_001, 2000, 64, 2001), (1_000_000, 2000, 64, 15625), (1000, 100, 4, 250), (7, 1, 3, 3)],
+    [
+        (0, 2000, 64, 2000),
+        (1, 2000, 64, 2000),
+        (10_000, 2000, 64, 2000),
+        (128_000, 2000, 64, 2000),
+        (128_001, 2000, 64, 2001),
+        (1_000_000, 2000, 64, 15625),
+        (1000, 100, 4, 250),
+        (7, 1, 3, 3),
+    ],
 )
 def test_rows_per_load_chunk_keeps_the_chunk_count_bounded(rows, per_chunk, max_chunks, expected) -> None:
     size = rows_per_load_chunk(rows, per_chunk, max_chunks)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from jikeyun_kingdee.scheme import (
     Lifecycle,
     Scheme,
@@ -71,8 +72,12 @@ def test_platform_json_gives_the_same_scheme_as_the_yaml(yaml_scheme: Scheme) ->
     assert scheme.source.include_blocked_and_deleted is False
     assert (scheme.source.page_size, yaml_scheme.source.page_size) == (50, 200)
     for record in ({"isBlockup": 0, "isDelete": 0}, {"isBlockup": "1", "isDelete": 0}, {"isBlockup": 0, "isDelete": 1}):
-        served_by_api = scheme.source.include_blocked_and_deleted or (record["isBlockup"] in (0, "0") and record["isDelete"] == 0)
-        assert (served_by_api and matches(scheme.source.condition, record)) == matches(yaml_scheme.source.condition, record)
+        served_by_api = scheme.source.include_blocked_and_deleted or (
+            record["isBlockup"] in (0, "0") and record["isDelete"] == 0
+        )
+        assert (served_by_api and matches(scheme.source.condition, record)) == matches(
+            yaml_scheme.source.condition, record
+        )
     assert scheme.target.model_dump(exclude={"required"}) == yaml_scheme.target.model_dump(exclude={"required"})
     assert scheme.target.submit_and_audit is True
     assert scheme.lifecycle is None and yaml_scheme.lifecycle is not None
@@ -80,8 +85,19 @@ def test_platform_json_gives_the_same_scheme_as_the_yaml(yaml_scheme: Scheme) ->
 
 def test_platform_json_file_loads(tmp_path: Path) -> None:
     path = tmp_path / "warehouse_json.json"
-    path.write_text(json.dumps({"name": "warehouse_json", "form_id": "BD_STOCK", "start_date": "2026-11-01T00:00:00",
-                                "source": PLATFORM_SOURCE, "target": PLATFORM_TARGET}, ensure_ascii=False), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "name": "warehouse_json",
+                "form_id": "BD_STOCK",
+                "start_date": "2026-11-01T00:00:00",
+                "source": PLATFORM_SOURCE,
+                "target": PLATFORM_TARGET,
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     scheme = load_scheme(path)
     assert scheme.source.window is not None and scheme.source.window.start_field == "gmtModifiedStart"
     assert scheme.source.condition[0][0].op == "eq"
@@ -92,8 +108,14 @@ def test_platform_json_file_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda s, t: s["condition"][0][0].update(logic="like_v9"), "source.condition[0][0] (isBlockup): unknown operator 'like_v9'"),
-        (lambda s, t: s["request"][2].update(value="{{LAST_RUN|datetime}}"), "gmtModifiedStart): unknown variable {{LAST_RUN}}"),
+        (
+            lambda s, t: s["condition"][0][0].update(logic="like_v9"),
+            "source.condition[0][0] (isBlockup): unknown operator 'like_v9'",
+        ),
+        (
+            lambda s, t: s["request"][2].update(value="{{LAST_RUN|datetime}}"),
+            "gmtModifiedStart): unknown variable {{LAST_RUN}}",
+        ),
         (lambda s, t: t["request"][0].update(value="{warehouseName"), "field 'FName'"),
     ],
 )
@@ -101,8 +123,18 @@ def test_platform_errors_name_the_field(tmp_path: Path, change, expected: str) -
     source, target = json.loads(json.dumps(PLATFORM_SOURCE)), json.loads(json.dumps(PLATFORM_TARGET))
     change(source, target)
     path = tmp_path / "broken.json"
-    path.write_text(json.dumps({"name": "b", "form_id": "BD_STOCK", "start_date": "2026-11-01T00:00:00",
-                                "source": source, "target": target}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "name": "b",
+                "form_id": "BD_STOCK",
+                "start_date": "2026-11-01T00:00:00",
+                "source": source,
+                "target": target,
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(SchemeError) as error:
         load_scheme(path)
     assert str(path) in str(error.value)
@@ -124,8 +156,9 @@ def test_yaml_errors_name_file_and_field(tmp_path: Path, repo_root: Path) -> Non
 
 
 def test_shipped_yaml_scheme_forbids_blocked_and_deleted_warehouses(yaml_scheme: Scheme) -> None:
-    assert yaml_scheme.lifecycle == Lifecycle(blocked_field="isBlockup", deleted_field="isDelete",
-                                              on_blocked="forbid", on_deleted="forbid")
+    assert yaml_scheme.lifecycle == Lifecycle(
+        blocked_field="isBlockup", deleted_field="isDelete", on_blocked="forbid", on_deleted="forbid"
+    )
     assert yaml_scheme.source.include_blocked_and_deleted is True  # else the API would hide them
     assert yaml_scheme.rows_per_chunk == 2000
     assert yaml_scheme.filter_fields == ["isBlockup", "isDelete"]
@@ -139,14 +172,21 @@ def test_shipped_yaml_scheme_forbids_blocked_and_deleted_warehouses(yaml_scheme:
         ("on_blocked: forbid", "on_blocked: delete", r"bad\.yaml: lifecycle\.on_blocked: .*'forbid' or 'ignore'"),
         ("deleted_field: isDelete", "deleted_field: ''", r"bad\.yaml: lifecycle\.deleted_field: "),
         ("deleted_field: isDelete", "deleted_fields: isDelete", r"bad\.yaml: lifecycle\.deleted_fields: Extra inputs"),
-        ("include_blocked_and_deleted: true", "include_blocked_and_deleted: false",
-         r"bad\.yaml: lifecycle: 'forbid' needs source\.include_blocked_and_deleted: true"),
-        ("record_model: warehouse", "record_model: shop",
-         r"bad\.yaml: source\.record_model: unknown record model 'shop'; known: warehouse"),
+        (
+            "include_blocked_and_deleted: true",
+            "include_blocked_and_deleted: false",
+            r"bad\.yaml: lifecycle: 'forbid' needs source\.include_blocked_and_deleted: true",
+        ),
+        (
+            "record_model: warehouse",
+            "record_model: shop",
+            r"bad\.yaml: source\.record_model: unknown record model 'shop'; known: warehouse",
+        ),
     ],
 )
-def test_lifecycle_and_chunk_errors_name_file_and_field(tmp_path: Path, repo_root: Path, old: str, new: str,
-                                                        expected: str) -> None:
+def test_lifecycle_and_chunk_errors_name_file_and_field(
+    tmp_path: Path, repo_root: Path, old: str, new: str, expected: str
+) -> None:
     text = (repo_root / "include" / "schemes" / "warehouse_I0134.yaml").read_text(encoding="utf-8")
     assert old in text
     path = tmp_path / "bad.yaml"
@@ -162,15 +202,19 @@ def test_lifecycle_defaults_ignore_and_is_optional(tmp_path: Path, repo_root: Pa
     assert load_scheme(path).lifecycle == Lifecycle()
     assert Lifecycle().on_blocked == Lifecycle().on_deleted == "ignore"
     start = text.index("lifecycle:")
-    path.write_text(text[:start] + text[text.index("alerting:"):], encoding="utf-8")
+    path.write_text(text[:start] + text[text.index("alerting:") :], encoding="utf-8")
     scheme = load_scheme(path)
     assert scheme.lifecycle is None and scheme.filter_fields == ["isBlockup", "isDelete"]  # the condition's
 
 
 def test_platform_json_maps_no_lifecycle_from_condition_bk_and_takes_an_explicit_one(tmp_path: Path) -> None:
     """``condition_bk`` is a disabled alternative condition: neither applied nor read as a lifecycle."""
-    common = {"name": "warehouse_json", "form_id": "BD_STOCK", "start_date": "2026-11-01T00:00:00",
-              "target": PLATFORM_TARGET}
+    common = {
+        "name": "warehouse_json",
+        "form_id": "BD_STOCK",
+        "start_date": "2026-11-01T00:00:00",
+        "target": PLATFORM_TARGET,
+    }
     path = tmp_path / "warehouse_json.json"
     path.write_text(json.dumps({**common, "source": PLATFORM_SOURCE}, ensure_ascii=False), encoding="utf-8")
     scheme = load_scheme(path)
@@ -179,11 +223,15 @@ def test_platform_json_maps_no_lifecycle_from_condition_bk_and_takes_an_explicit
 
     forbid = {"on_blocked": "forbid", "on_deleted": "forbid"}
     path.write_text(json.dumps({**common, "source": PLATFORM_SOURCE, "lifecycle": forbid}), encoding="utf-8")
-    with pytest.raises(SchemeError, match=r"warehouse_json\.json: lifecycle: 'forbid' needs the source request field "
-                                          r"includeDeleteAndBlockup"):
+    with pytest.raises(
+        SchemeError,
+        match=r"warehouse_json\.json: lifecycle: 'forbid' needs the source request field "
+        r"includeDeleteAndBlockup",
+    ):
         load_scheme(path)
     request = [*PLATFORM_SOURCE["request"], {"field": "includeDeleteAndBlockup", "type": "string", "value": "1"}]
-    path.write_text(json.dumps({**common, "source": {**PLATFORM_SOURCE, "request": request}, "lifecycle": forbid}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({**common, "source": {**PLATFORM_SOURCE, "request": request}, "lifecycle": forbid}), encoding="utf-8"
+    )
     scheme = load_scheme(path)
-    assert scheme.lifecycle == Lifecycle(**forbid) and scheme.source.include_blocked_and_deleted is True
+    assert scheme.lifecycle == Lifecycle.model_validate(forbid) and scheme.source.include_blocked_and_deleted is True

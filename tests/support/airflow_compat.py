@@ -11,7 +11,8 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from jikeyun_kingdee import compat
-from jikeyun_kingdee.compat import AIRFLOW_V3, load_dag_bag, return_value_of
+from jikeyun_kingdee.compat import AIRFLOW_V3
+from jikeyun_kingdee.local_runs import load_dag_bag, return_value_of, run_dag
 
 __all__ = ["AIRFLOW_V3", "asset_events", "cron_of", "expected_run_url", "load_dag_bag", "only_airflow2",
            "only_airflow3", "queued_dag_ids", "reconfigure_stats", "return_value_of", "run_dag_test",
@@ -39,12 +40,12 @@ def cron_of(timetable) -> tuple[str, str]:
 
 
 def run_dag_test(dag: Any, logical_date: datetime | None, run_conf: dict[str, Any] | None = None) -> Any:
-    """:func:`jikeyun_kingdee.compat.run_dag_test`, leaving the task logger's handlers as they were: Airflow 2's
+    """:func:`jikeyun_kingdee.local_runs.run_dag`, leaving the task logger's handlers as they were: Airflow 2's
     ``dag.test()`` adds one bound to the current ``sys.stdout`` — pytest's capture of this test, closed afterwards."""
     task_log = logging.getLogger("airflow.task")
     handlers = list(task_log.handlers)
     try:
-        return compat.run_dag_test(dag, logical_date, run_conf=run_conf)
+        return run_dag(dag, logical_date, run_conf=run_conf)
     finally:
         task_log.handlers[:] = handlers
 

@@ -13,6 +13,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from jikeyun_kingdee.sandbox._http import Reply, Request, SandboxServer
 
+from tests.support import set_connection
+
 DINGTALK_TOKEN = "dt-token-5f1c2e9a77"
 DINGTALK_SIGN_SECRET = "SECsign-77aa31f0c2"
 WECOM_KEY = "wecom-key-0b8d7c4e21"
@@ -68,3 +70,17 @@ class SmtpRecorder:
             self.logins.append((login, password))
             return AuthResult(success=(login, password) == (SMTP_LOGIN, SMTP_PASSWORD))
         return AuthResult(success=False, handled=False)
+
+
+def set_alert_connections(
+    monkeypatch: Any, *, robots: str, smtp_port: int, dingtalk: str | None = None,
+    smtp_extra: dict[str, Any] | None = None,
+) -> None:
+    """The connections of the three alert channels: both robots at ``robots`` (DingTalk at ``dingtalk`` when given),
+    SMTP on loopback at ``smtp_port`` without TLS or retries (plus ``smtp_extra``)."""
+    set_connection(monkeypatch, "alert_dingtalk", conn_type="dingding", host=dingtalk or robots,
+                   password=DINGTALK_TOKEN)
+    set_connection(monkeypatch, "alert_wecom", conn_type="http", host=robots, password=WECOM_KEY)
+    set_connection(monkeypatch, "alert_smtp", conn_type="smtp", host="127.0.0.1", port=smtp_port, login=SMTP_LOGIN,
+                   password=SMTP_PASSWORD,
+                   extra={"disable_ssl": True, "disable_tls": True, "retry_limit": 0, **(smtp_extra or {})})

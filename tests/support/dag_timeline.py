@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+#: the DAG of include/schemes/warehouse_I0134.yaml: the one place the tests name it
 DAG_ID = "jikeyun_kingdee_warehouse_I0134"
 # The generated warehouses were modified in this range; incremental tests use hours after it.
 MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)

@@ -3,6 +3,7 @@ tests share with the fixtures that start it (``tests/deployment/conftest.py``)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,8 +18,9 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-DAG_ID = "jikeyun_kingdee_warehouse_I0134"
-DEADLINE_DAG_ID = "jikeyun_kingdee_warehouse_I0134_deadline"
+from tests.support.dag_timeline import DAG_ID
+
+DEADLINE_DAG_ID = f"{DAG_ID}_deadline"
 JIKEYUN_SECRET = "deploy-jikeyun-appsecret-5c1e9a"
 KINGDEE_PASSWORD = "deploy-kingdee-password-7f3b"
 KINGDEE_APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -55,23 +57,17 @@ class Service:
         except psutil.NoSuchProcess:
             family = []
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
             for member in family:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     member.send_signal(sig)
-                except psutil.NoSuchProcess:
-                    pass
             _, alive = psutil.wait_procs(family, timeout=grace if sig == signal.SIGTERM else 5)
             family = alive
             if not family:
                 break
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 @dataclass

@@ -3,17 +3,22 @@ which attempt (metrics: :func:`jikeyun_kingdee.metrics.emit_api_call`)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from jikeyun_kingdee.metrics import emit_api_call
 
 
+class InfoLog(Protocol):
+    """What the call log needs of a logger: ``logging.Logger`` and Airflow 3's structured task logger both fit."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
+
 @contextmanager
-def logged_call(log: logging.Logger, system: str, operation: str, **fields: Any) -> Iterator[dict[str, Any]]:
+def logged_call(log: InfoLog, system: str, operation: str, **fields: Any) -> Iterator[dict[str, Any]]:
     """Log ``api_call system=… operation=… <fields> rows=… latency_ms=… outcome=…`` when the call ends, and send the
     call, its latency and (``attempt`` > 1) the retry as metrics.
 

@@ -73,18 +73,17 @@ import tenacity
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from requests.auth import AuthBase
 
-from airflow.providers.http.hooks.http import HttpHook
-
 from jikeyun_kingdee.compat import AirflowException
+from jikeyun_kingdee.hooks.base import ApiHook
+from jikeyun_kingdee.hooks.base import is_retryable as is_retryable
 from jikeyun_kingdee.hooks.call_log import logged_call
+from jikeyun_kingdee.provider_info import GATEWAY_URL as GATEWAY_URL
 from jikeyun_kingdee.provider_info import connection_form_methods
-from jikeyun_kingdee.records import Warehouse, parse_jikeyun_time
+from jikeyun_kingdee.records import BEIJING, Warehouse, parse_jikeyun_time
 
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response, Session
 
-GATEWAY_URL = "https://open.jackyun.com/open/openapi/do"
-BEIJING = "Asia/Shanghai"
 TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
 MAX_PAGE_SIZE = 200
 #: first second considered when a window has no start ("all warehouses")
@@ -298,11 +297,6 @@ def retry_after_seconds(value: str | None) -> float | None:
             return None
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Retry predicate for tenacity: only the transient Jikeyun failures."""
-    return isinstance(exc, JikeyunError) and exc.retryable
-
-
 # ------------------------------------------------------------------------------------------- I/O helpers
 class JikeyunSettings(BaseModel):
     """The Jikeyun connection, validated once."""
@@ -410,7 +404,7 @@ def _remember(
 class _Window:
     """What stays the same over the requests of one window read."""
 
-    method: str
+    api_method: str
     list_key: str
     page_size: int
     bizcontent: dict[str, Any]
@@ -433,7 +427,7 @@ class _Handover:
 
 
 # ------------------------------------------------------------------------------------------------- hook
-class JikeyunHook(HttpHook):
+class JikeyunHook(ApiHook[JikeyunSettings]):
     """Jikeyun open API: signed, retried, rate-limited calls and paged, windowed, loss-proof reads.
 
     :param jikeyun_conn_id: Airflow connection of type ``jikeyun``.
@@ -449,6 +443,8 @@ class JikeyunHook(HttpHook):
     conn_type = "jikeyun"
     hook_name = "Jikeyun"
     default_host = GATEWAY_URL
+    api_name = "Jikeyun"
+    own_extras = CONNECTION_EXTRAS
 
     # the connection form on Airflow 2.x and 3.1 (3.2+ reads the provider info)
     get_connection_form_widgets, get_ui_field_behaviour = connection_form_methods()
@@ -463,21 +459,13 @@ class JikeyunHook(HttpHook):
         retry_deadline: float = 300.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(method="POST", http_conn_id=jikeyun_conn_id, **kwargs)
+        super().__init__(jikeyun_conn_id, retry_limit=retry_limit, retry_delay=retry_delay, **kwargs)
         self.jikeyun_conn_id = jikeyun_conn_id
-        self.retry_limit = max(1, retry_limit)
-        self.retry_delay = retry_delay
         self.retry_delay_max = retry_delay_max
         self.retry_deadline = retry_deadline
-        self.call_counts: Counter[str] = Counter()
-        self.retry_counts: Counter[str] = Counter()
-        self._session: Session | None = None
 
     # -- connection ----------------------------------------------------------------------------------
-    @cached_property
-    def settings(self) -> JikeyunSettings:
-        """The connection, read and validated once."""
-        conn = self.get_connection(self.jikeyun_conn_id)
+    def read_settings(self, conn: Any) -> JikeyunSettings:
         extra = conn.extra_dejson
         return JikeyunSettings(
             appkey=conn.login or "",
@@ -489,70 +477,62 @@ class JikeyunHook(HttpHook):
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(self.settings.max_calls_per_second)
 
-    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Session:
-        """One signed session for the life of the hook (HttpHook would build a new one per call)."""
-        if self._session is None:
-            session = super().get_conn(headers, extra_options)
-            for name in CONNECTION_EXTRAS:  # HttpHook copies unknown extras into headers; these are ours
-                session.headers.pop(name, None)
-            session.auth = JikeyunAuth(self.settings)
-            self._session = session
-        return self._session
+    def configure_session(self, session: Session) -> None:
+        """Every request of the session is signed."""
+        session.auth = JikeyunAuth(self.settings)
 
     # -- one call --------------------------------------------------------------------------------------
-    def call(self, method: str, bizcontent: dict[str, Any], *, retry_limit: int | None = None) -> dict[str, Any]:
+    def call(self, api_method: str, bizcontent: dict[str, Any], *, retry_limit: int | None = None) -> dict[str, Any]:
         """Call one Jikeyun API method with retries; return ``result.data``.
 
-        :param method: e.g. ``erp.warehouse.get``.
+        :param api_method: e.g. ``erp.warehouse.get``.
         :param bizcontent: business parameters, sent as compact JSON.
         :param retry_limit: overrides the hook's ``retry_limit`` for this call.
         :raises JikeyunError: a typed error (retryable ones only after the retries are spent).
         """
         stop_after = retry_limit or self.retry_limit
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(is_retryable),
+        retrying = self.retrying(
+            api_method,
             stop=tenacity.stop_after_attempt(stop_after) | tenacity.stop_before_delay(self.retry_deadline),
             wait=self._wait,
-            before_sleep=self._log_retry,
-            reraise=True,
         )
         attempt_numbers = itertools.count(1)
-        return retrying(lambda: self._post(method, bizcontent, next(attempt_numbers)))
+        return retrying(lambda: self._post(api_method, bizcontent, next(attempt_numbers)))
 
-    def _post(self, method: str, bizcontent: dict[str, Any], attempt: int) -> dict[str, Any]:
+    def _post(self, api_method: str, bizcontent: dict[str, Any], attempt: int) -> dict[str, Any]:
         self.rate_limiter.acquire()
-        self.call_counts[method] += 1
+        self.call_counts[api_method] += 1
         window = [bizcontent[k] for k in ("gmtModifiedStart", "gmtModifiedEnd") if k in bizcontent]
-        with logged_call(self.log, "jikeyun", method, page=bizcontent.get("pageIndex"),
+        with logged_call(self.log, "jikeyun", api_method, page=bizcontent.get("pageIndex"),
                          page_size=bizcontent.get("pageSize"), window="~".join(window).replace(" ", "T") or None,
                          attempt=attempt) as call:
-            data = self._post_once(method, compact_json(bizcontent))
+            data = self._post_once(api_method, compact_json(bizcontent))
             call["rows"] = next((len(v) for v in data.values() if isinstance(v, list)), None)
             return data
 
-    def _post_once(self, method: str, bizcontent: str) -> dict[str, Any]:
+    def _post_once(self, api_method: str, bizcontent: str) -> dict[str, Any]:
         try:
             response: Response = self.run(
-                data={"method": method, "bizcontent": bizcontent},
+                data={"method": api_method, "bizcontent": bizcontent},
                 extra_options={"check_response": False, "timeout": self.settings.timeout},
             )
         except requests.Timeout as exc:
-            raise JikeyunRetryableError(method, f"timeout: {type(exc).__name__}") from None
+            raise JikeyunRetryableError(api_method, f"timeout: {type(exc).__name__}") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise JikeyunRetryableError(method, f"connection failed: {type(exc).__name__}") from None
+            raise JikeyunRetryableError(api_method, f"connection failed: {type(exc).__name__}") from None
         status = response.status_code
         if status == 429 or status >= 500:
             raise JikeyunRetryableError(
-                method, f"HTTP {status}", http_status=status,
+                api_method, f"HTTP {status}", http_status=status,
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         if status >= 400:
-            raise JikeyunFatalError(method, f"HTTP {status}", http_status=status)
+            raise JikeyunFatalError(api_method, f"HTTP {status}", http_status=status)
         try:
             envelope = response.json()
         except ValueError:
-            raise JikeyunRetryableError(method, "answer is not JSON", http_status=status) from None
-        return classify_envelope(method, envelope)
+            raise JikeyunRetryableError(api_method, "answer is not JSON", http_status=status) from None
+        return classify_envelope(api_method, envelope)
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         """Exponential back-off with jitter; a longer ``Retry-After`` wins."""
@@ -562,20 +542,9 @@ class JikeyunHook(HttpHook):
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         return max(backoff, getattr(exc, "retry_after", None) or 0.0)
 
-    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        method = getattr(exc, "method", "?")
-        self.retry_counts[method] += 1
-        retry_after = getattr(exc, "retry_after", None)
-        self.log.warning(
-            "Jikeyun %s: retry %d/%d in %.2fs%s because %s",
-            method, retry_state.attempt_number, self.retry_limit - 1, retry_state.upcoming_sleep,
-            f" (Retry-After {retry_after:g}s)" if retry_after else "", exc,
-        )
-
     # -- paging ----------------------------------------------------------------------------------------
     def iter_pages(
-        self, method: str, bizcontent: dict[str, Any], list_key: str, page_size: int = DEFAULT_PAGE_SIZE
+        self, api_method: str, bizcontent: dict[str, Any], list_key: str, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[list[dict[str, Any]]]:
         """Page through any Jikeyun query API (0-based ``pageIndex``); stop on a short or empty page.
 
@@ -588,22 +557,22 @@ class JikeyunHook(HttpHook):
         _check_page_size(page_size)
         page_index = 0
         while True:
-            page = self._page(method, {**bizcontent, "pageIndex": page_index, "pageSize": page_size}, list_key)
+            page = self._page(api_method, {**bizcontent, "pageIndex": page_index, "pageSize": page_size}, list_key)
             if page:
                 yield page
             if len(page) < page_size:
                 return
             page_index += 1
 
-    def _page(self, method: str, bizcontent: dict[str, Any], list_key: str) -> list[dict[str, Any]]:
-        records = self.call(method, bizcontent).get(list_key) or []
+    def _page(self, api_method: str, bizcontent: dict[str, Any], list_key: str) -> list[dict[str, Any]]:
+        records = self.call(api_method, bizcontent).get(list_key) or []
         if not isinstance(records, list):
-            raise JikeyunRetryableError(method, f"result.data.{list_key} is not a list")
+            raise JikeyunRetryableError(api_method, f"result.data.{list_key} is not a list")
         return records
 
     def iter_window(
         self,
-        method: str,
+        api_method: str,
         list_key: str,
         *,
         window_start: datetime | None,
@@ -631,15 +600,15 @@ class JikeyunHook(HttpHook):
         """
         _check_page_size(page_size)
         lo, hi = window_seconds(window_start, window_end, pendulum.now("UTC"))
-        window = _Window(method, list_key, page_size, bizcontent or {}, start_field, end_field, modified_field)
-        calls_before = self.call_counts[method]
+        window = _Window(api_method, list_key, page_size, bizcontent or {}, start_field, end_field, modified_field)
+        calls_before = self.call_counts[api_method]
         summary: dict[str, Any] = {"records": 0, "how": "empty window"}
         for record in self._read_window(window, lo, hi, summary):
             summary["records"] += 1
             yield record
         self.log.info(
-            "Jikeyun %s window [%s, %s]: %d records in %d calls (%s)", method, beijing_time(lo), beijing_time(hi),
-            summary["records"], self.call_counts[method] - calls_before, summary["how"],
+            "Jikeyun %s window [%s, %s]: %d records in %d calls (%s)", api_method, beijing_time(lo), beijing_time(hi),
+            summary["records"], self.call_counts[api_method] - calls_before, summary["how"],
         )
 
     def _read_window(self, window: _Window, lo: int, hi: int, summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -671,21 +640,23 @@ class JikeyunHook(HttpHook):
             previous: set[bytes] = set()
             chain_seconds: Counter[int] = Counter()
             while True:
-                page = self._page(window.method, {**query, "pageIndex": index, "pageSize": size}, window.list_key)
-                seconds = self._page_seconds(window.method, page, window.modified_field, cursor - 1, hi + 2)
+                page = self._page(window.api_method, {**query, "pageIndex": index, "pageSize": size}, window.list_key)
+                seconds = self._page_seconds(window.api_method, page, window.modified_field, cursor - 1, hi + 2)
                 if end and (not page or record_digest(page[0]) not in previous):
                     # More records left the answer between two calls than the pages overlap: records behind the
                     # previous page may have slipped past this one. Everything up to the previous page's last
                     # record is read, so a sorted server continues from its second; else read the answer again.
                     self.log.info("Jikeyun %s: the answer to %s shifted between pages; reading on from %s",
-                                  window.method, query, beijing_time(max(cursor, previous_last) if proven else cursor))
+                                  window.api_method, query,
+                                  beijing_time(max(cursor, previous_last) if proven else cursor))
                     if proven and previous_last > cursor:
                         cursor, passes = previous_last, 0
                         _forget_before(recent, cursor - 1)
                     else:
                         passes += 1
                         if passes >= STABLE_READ_PASSES:
-                            raise JikeyunError(window.method, f"records of {query} kept changing over {passes} reads")
+                            raise JikeyunError(window.api_method,
+                                               f"records of {query} kept changing over {passes} reads")
                     break
                 if not is_time_ordered(seconds):
                     return self._unsorted(window, lo, cursor, page if cursor == lo and index == 0 else None)
@@ -736,7 +707,7 @@ class JikeyunHook(HttpHook):
         # say), so what keyset paging skipped as older is not proven read. Bisect the whole window; records read
         # before may come a second time (they are not remembered, to keep memory flat).
         self.log.warning("Jikeyun %s: a page is not sorted by time after %s; reading the whole window by bisection",
-                         window.method, beijing_time(cursor))
+                         window.api_method, beijing_time(cursor))
         return _Handover(lo, None, f"keyset until {beijing_time(cursor)}, then bisection of the whole window")
 
     def _read_bisecting(
@@ -757,11 +728,11 @@ class JikeyunHook(HttpHook):
             first, last, guided = pending.pop()
             query = window.seconds(first, last)
             if first_page is None:
-                page = self._page(window.method, {**query, "pageIndex": 0, "pageSize": window.page_size},
+                page = self._page(window.api_method, {**query, "pageIndex": 0, "pageSize": window.page_size},
                                   window.list_key)
             else:
                 page, first_page = first_page, None
-            seconds = self._page_seconds(window.method, page, window.modified_field, first - 1, last + 2)
+            seconds = self._page_seconds(window.api_method, page, window.modified_field, first - 1, last + 2)
             if len(page) < window.page_size:
                 records = page
             elif first < last:
@@ -792,23 +763,23 @@ class JikeyunHook(HttpHook):
         union: dict[bytes, dict[str, Any]] = {}
         previous: set[bytes] | None = None
         for _ in range(STABLE_READ_PASSES):
-            pages = self.iter_pages(window.method, query, window.list_key, window.page_size)
+            pages = self.iter_pages(window.api_method, query, window.list_key, window.page_size)
             current = {record_digest(record): record for page in pages for record in page}
             union.update(current)
             if current.keys() == previous:
                 return list(union.values())
             previous = set(current)
-        raise JikeyunError(window.method, f"records of {query} kept changing over {STABLE_READ_PASSES} reads")
+        raise JikeyunError(window.api_method, f"records of {query} kept changing over {STABLE_READ_PASSES} reads")
 
     @staticmethod
-    def _page_seconds(method: str, page: list[dict[str, Any]], field: str, lo: int, hi: int) -> list[int | None]:
+    def _page_seconds(api_method: str, page: list[dict[str, Any]], field: str, lo: int, hi: int) -> list[int | None]:
         """Modification times of a page in whole epoch seconds (``None`` where unreadable); fails when a record
         lies outside ``[lo, hi)``: the server ignored the window (a wrong field name would otherwise read on)."""
         seconds = [record_second(record, field) for record in page]
         for record, second in zip(page, seconds, strict=True):
             if second is not None and not lo <= second < hi:
                 raise JikeyunError(
-                    method, f"server ignored the time window: {field}={record.get(field)} outside "
+                    api_method, f"server ignored the time window: {field}={record.get(field)} outside "
                     f"[{beijing_time(lo)}, {beijing_time(hi)}); check the window field names"
                 )
         return seconds

@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import hashlib
 import hmac
 import itertools
 import json
 import time
 from collections.abc import Iterator
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
-import tenacity
-from airflow.providers.http.hooks.http import HttpHook
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from requests.auth import AuthBase
 from urllib3.exceptions import NewConnectionError
 
 from jikeyun_kingdee.compat import AirflowException
+from jikeyun_kingdee.hooks.base import ApiHook
+from jikeyun_kingdee.hooks.base import is_retryable as is_retryable
 from jikeyun_kingdee.hooks.call_log import logged_call
 from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
 from jikeyun_kingdee.provider_info import connection_form_methods
@@ -129,14 +127,6 @@ class KingdeeOutcomeUnknown(KingdeeTransportError):
     retryable = False
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Retry predicate: transport errors and 429/5xx, never an unknown write outcome.
-
-    Session loss is handled next to the call (log in again, replay once), not by this retry.
-    """
-    return isinstance(exc, KingdeeError) and exc.retryable
-
-
 # -- SDK v8 header signature (pure functions) ---------------------------------------------------------------
 def decode_client_secret(secret_part: str) -> str:
     """Decode the 32-character part of an AppID into the key of ``X-Api-Signature`` (SDK ``DecodeAppSecret``).
@@ -200,15 +190,17 @@ class KingdeeSignatureAuth(AuthBase):
     """``requests`` auth that signs every request with the SDK-v8 headers (no login call needed)."""
 
     def __init__(self, *, acct_id: str, username: str, app_id: str, app_secret: str, lcid: int, org_num: int):
-        self._identity = {"acct_id": acct_id, "username": username, "app_id": app_id, "lcid": lcid, "org_num": org_num}
+        self.acct_id, self.username, self.app_id, self.lcid, self.org_num = acct_id, username, app_id, lcid, org_num
         self._app_secret = app_secret
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        request.headers.update(signature_headers(request.url or "", app_secret=self._app_secret, **self._identity))
+        request.headers.update(signature_headers(
+            request.url or "", acct_id=self.acct_id, username=self.username, app_id=self.app_id,
+            app_secret=self._app_secret, lcid=self.lcid, org_num=self.org_num))
         return request
 
     def __repr__(self) -> str:  # never show the secret
-        return f"KingdeeSignatureAuth(acct_id={self._identity['acct_id']!r}, username={self._identity['username']!r})"
+        return f"KingdeeSignatureAuth(acct_id={self.acct_id!r}, username={self.username!r})"
 
 
 # -- connection and results ---------------------------------------------------------------------------------
@@ -331,7 +323,7 @@ def returned_data(reply: Any, results: list[RowResult], number_field: str) -> li
 
 
 # -- the hook -------------------------------------------------------------------------------------------------
-class KingdeeHook(HttpHook):
+class KingdeeHook(ApiHook[KingdeeSettings]):
     """Kingdee Cloud Galaxy WebAPI.
 
     Connection: ``host`` server URL including ``/k3cloud/``; ``login`` user; ``password`` the password (auth
@@ -347,6 +339,8 @@ class KingdeeHook(HttpHook):
     default_conn_name = "kingdee_default"
     conn_type = "kingdee"
     hook_name = "Kingdee Cloud Galaxy"
+    api_name = "Kingdee"
+    own_extras = (*OWN_EXTRAS, "auth_type")
 
     # the connection form on Airflow 2.x and 3.1 (3.2+ reads the provider info)
     get_connection_form_widgets, get_ui_field_behaviour = connection_form_methods()
@@ -359,20 +353,13 @@ class KingdeeHook(HttpHook):
         retry_delay: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(method="POST", http_conn_id=kingdee_conn_id, **kwargs)
+        super().__init__(kingdee_conn_id, retry_limit=retry_limit, retry_delay=retry_delay, **kwargs)
         self.kingdee_conn_id = kingdee_conn_id
-        self.retry_limit = max(1, retry_limit)
-        self.retry_delay = retry_delay
-        self.call_counts: collections.Counter[str] = collections.Counter()
-        self.retry_counts: collections.Counter[str] = collections.Counter()
         self.query_limit: int | None = None  # learnt: the most rows this server gives one ExecuteBillQuery
-        self._session: requests.Session | None = None
         self._logged_in = False
 
     # -- connection ------------------------------------------------------------------------------------
-    @cached_property
-    def settings(self) -> KingdeeSettings:
-        conn = self.get_connection(self.kingdee_conn_id)
+    def read_settings(self, conn: Any) -> KingdeeSettings:
         extra = conn.extra_dejson
         host = conn.host or ""
         if conn.port and "://" in host:
@@ -395,23 +382,19 @@ class KingdeeHook(HttpHook):
         return KingdeeSignatureAuth(acct_id=s.acct_id, username=s.username, app_id=s.app_id,
                                     app_secret=s.secret, lcid=s.lcid, org_num=s.org_num)
 
-    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None):
-        """One session for the hook's lifetime, so the session cookie lives on; own extras are no headers."""
-        if self._session is None:
-            session = super().get_conn(extra_options={"timeout": self.settings.timeout})
-            for key in (*OWN_EXTRAS, "auth_type"):
-                session.headers.pop(key, None)  # HttpHook copies unknown extras into headers
-            session.headers["Content-Type"] = "application/json"
-            session.headers["Accept-Charset"] = "utf-8"
-            self.base_url = self.settings.server_url  # host may lack the scheme; settings normalised it
-            self._session = session
-        return self._session
+    def session_options(self) -> dict[str, Any]:
+        return {"timeout": self.settings.timeout}
+
+    def configure_session(self, session: requests.Session) -> None:
+        """JSON bodies; the session cookie lives as long as the session."""
+        session.headers["Content-Type"] = "application/json"
+        session.headers["Accept-Charset"] = "utf-8"
+        self.base_url = self.settings.server_url  # host may lack the scheme; settings normalised it
 
     def close(self) -> None:
         """Close the HTTP session (a new one with a new login is made on the next call)."""
-        if self._session is not None:
-            self._session.close()
-        self._session, self._logged_in = None, False
+        super().close()
+        self._logged_in = False
 
     def check_response(self, response: Response) -> None:
         """Classify HTTP failures here: HttpHook would wrap 429/5xx into a plain AirflowException."""
@@ -499,7 +482,7 @@ class KingdeeHook(HttpHook):
             if replay == 1:
                 self.log.warning("Kingdee %s: session lost (MsgCode 1); logging in again and replaying once",
                                  operation)
-        raise error_from_status(status, operation)
+        raise error_from_status(status or {}, operation)
 
     def call(self, operation: str, body: dict) -> Any:
         """Call ``DynamicFormService.<operation>`` with retries of what is safe.
@@ -507,18 +490,7 @@ class KingdeeHook(HttpHook):
         :param operation: e.g. ``BatchSave``, ``ExecuteBillQuery``
         :param body: the JSON body (SDK-v8 named shape)
         """
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            self.retry_counts[operation] += 1
-            self.log.warning("Kingdee %s: retry %d/%d after %s", operation, state.attempt_number,
-                             self.retry_limit - 1, state.outcome.exception() if state.outcome else None)
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(is_retryable),
-            stop=tenacity.stop_after_attempt(self.retry_limit),
-            wait=tenacity.wait_exponential(multiplier=self.retry_delay, max=30),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
+        retrying = self.retrying(operation)
         attempts = itertools.count(1)
         return retrying(lambda: self._call_once(operation, body, next(attempts)))
 
@@ -693,14 +665,15 @@ class KingdeeHook(HttpHook):
                 results[resend[j]] = result.model_copy(update={"index": resend[j]})
         return [results[i] for i in range(len(keys))]
 
-    def view(self, form_id: str, number: str | None = None, id: int | None = None) -> dict:  # noqa: A002
+    def view(self, form_id: str, number: str | None = None, id: int | None = None) -> dict:
         """View one record; returns the inner ``Result`` object (property names without ``F``)."""
         data = {"Id": str(id)} if id is not None else {"Number": number}
         reply = self.call("View", {"formid": form_id, "data": data})
         status = response_status(reply)
         if status and not status.get("IsSuccess", True):
             raise error_from_status(status, "View")
-        return reply["Result"]["Result"]
+        record: dict = reply["Result"]["Result"]
+        return record
 
     def _query_pages(self, data: dict, limit: int) -> Iterator[list]:
         """ExecuteBillQuery pages by ``StartRow``, tolerant of the server's row limit (see ``SAFE_QUERY_LIMIT``)."""
@@ -767,7 +740,7 @@ class KingdeeHook(HttpHook):
             self.query(form_id, ["FNumber"], TopRowCount=1, Limit=1)
         except KingdeeError as exc:
             text = " ".join(e.message for e in exc.errors)
-            if "业务对象" in text and "不存在" in text or "business object" in text.lower():
+            if ("业务对象" in text and "不存在" in text) or "business object" in text.lower():
                 return False
             if exc.msg_code == 9 or "字段" in text:
                 return True

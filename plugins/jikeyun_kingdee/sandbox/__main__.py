@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback sandbox
+            with urllib.request.urlopen(request, timeout=30) as answer:
                 print(answer.read().decode())
         except urllib.error.HTTPError as error:
             print(f"{args.action}: {error.code} {error.read().decode(errors='replace')}", file=sys.stderr)

@@ -22,9 +22,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # TCP_NODELAY: nothing waits for the client's delayed ACK
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     def _read(self) -> Request:
@@ -249,7 +252,7 @@ class SandboxServer:
             raise RuntimeError(f"{self.name} sandbox is not started")
         return f"http://{self.host}:{self._httpd.server_address[1]}"
 
-    def start(self) -> SandboxServer:
+    def start(self) -> Self:
         httpd = _Server((self.host, self.port), _Handler)
         httpd.sandbox = self
         self._httpd = httpd
@@ -279,7 +282,7 @@ class SandboxServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

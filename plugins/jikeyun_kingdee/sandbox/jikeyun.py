@@ -32,6 +32,8 @@ import pendulum
 
 from jikeyun_kingdee.sandbox._http import Reply, Request, SandboxServer
 
+# The sandbox stands for the server: it imports nothing of the client side (records, hooks), so a mistake there
+# cannot hide by being made on both sides of the wire. Hence its own Beijing time zone (the same pendulum type).
 BEIJING = pendulum.timezone("Asia/Shanghai")
 WAREHOUSE_METHOD = "erp.warehouse.get"
 SIGN_ERROR, NO_APPKEY, NOT_SUBSCRIBED = "0858030801", "0858030802", "0130020310"

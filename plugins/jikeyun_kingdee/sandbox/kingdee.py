@@ -349,7 +349,7 @@ class KingdeeSandbox(SandboxServer):
     def handle(self, request: Request) -> Reply:
         match = SERVICE_RE.match(request.path.split("?")[0].lower())
         operation = OPERATIONS.get(match.group(2)) if match else None
-        if request.method != "POST" or operation is None:
+        if match is None or request.method != "POST" or operation is None:
             return Reply(status=404, body="<html>404 - service not found</html>")
         self.count(operation)
         try:
@@ -359,6 +359,7 @@ class KingdeeSandbox(SandboxServer):
             return Reply(body=f"response_error:{problem}")
         if match.group(1) == "authservice":
             return self._login(operation, params)
+        body: Any
         session_id, cookies = self._session_for(request)
         if session_id is None:
             if cookies is None:
@@ -376,7 +377,7 @@ class KingdeeSandbox(SandboxServer):
                 body = [[body]]
         if written and self.row_latency:
             time.sleep(self.row_latency * written)
-        reply = Reply(body=body, cookies=cookies)
+        reply = Reply(body=body, cookies=cookies or [])
         if operation in ("Save", "BatchSave", "ExcuteOperation"):
             reply = self._after_write_fault(reply)
         return reply
@@ -598,11 +599,12 @@ class KingdeeSandbox(SandboxServer):
         self._concurrent.clear()
         update_fields = data.get("needupdatefields") or []
         flag = _truthy(data.get("isautosubmitandaudit", False))
-        successes, errors, batch_numbers = [], [], {}
+        successes, errors = [], []
+        batch_numbers: dict[tuple[str, str], int] = {}
         for index, model in enumerate(models):
-            model = {k: v for k, v in (model or {}).items()}
+            model = dict((model or {}).items())
             pk = model.get("FStockId")
-            existing = self._stocks.get(int(pk)) if str(pk or "0").isdigit() and int(pk or 0) else None
+            existing = self._stocks.get(int(str(pk))) if str(pk or "0").isdigit() and int(str(pk or 0)) else None
             if existing is not None and update_fields:
                 model = {k: v for k, v in model.items() if k in update_fields or k == "FStockId"}
             error = self._validate(model, existing, batch_numbers)
