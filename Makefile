@@ -47,7 +47,7 @@ demo: $(STAMP)
 
 test: test-airflow3 test-airflow2
 
-test-airflow3: $(STAMP)
+test-airflow3: lint
 	bash tools/install-compose.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -58,7 +58,7 @@ test-airflow2: $(AF2_STAMP)
 # Lint and types (configured in pyproject.toml), on the Airflow 3 venv. Not yet part of `make test`.
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy  # the files listed in pyproject.toml: plugins, dags, tests, benchmarks
+	$(BIN)/mypy  # the files listed in pyproject.toml: the package (plugins, dags)
 
 # Regenerate the constraints files (fresh venvs; keeps current pins, adds what is missing). --upgrade: UPGRADE=1
 constraints:

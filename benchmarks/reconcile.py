@@ -82,7 +82,8 @@ for label in ("with drift", "second run"):
     results.append({"label": label, "state": str(run.state), "seconds": seconds, "summary": summary,
                     "calls": {**control(jikeyun_url, "calls"), **control(kingdee_url, "calls")}})
     now += timedelta(minutes=1)
-print("RESULT " + json.dumps({"runs": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT " + json.dumps({"runs": results, "peak_rss_mb": peak_rss_mb}))
 """.replace("SYNC_DAG_ID", SYNC_DAG_ID).replace("RECONCILE_DAG_ID", RECONCILE_DAG_ID)
 
 
@@ -94,16 +95,23 @@ def free_port() -> int:
 
 def control(url: str, command: str, payload: dict | None = None):
     """One sandbox control command over HTTP (``POST /_sandbox/<command>``)."""
-    request = urllib.request.Request(f"{url}/_sandbox/{command}", data=json.dumps(payload or {}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"{url}/_sandbox/{command}",
+        data=json.dumps(payload or {}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.loads(answer.read())["result"]
 
 
 def start_sandbox(kind: str, *args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", kind, "--port", str(port),
-                                *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jikeyun_kingdee.sandbox", "serve", kind, "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):  # generating 10,000 warehouses takes a while
         try:
@@ -119,18 +127,38 @@ def run_size(size: int) -> dict:
     jikeyun, jikeyun_url = start_sandbox("jikeyun", "--warehouses", str(size))
     kingdee, kingdee_url = start_sandbox("kingdee")
     try:
-        jk_conn = json.dumps({"conn_type": "jikeyun", "host": jikeyun_url, "login": "12345678",
-                              "password": "0123456789abcdef0123456789ABCDEF", "extra": {"max_calls_per_second": 1000}})
-        kd_conn = json.dumps({"conn_type": "kingdee", "host": f"{kingdee_url}/k3cloud/", "login": "webapi",
-                              "password": "Kingdee@123", "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"}})
+        jk_conn = json.dumps(
+            {
+                "conn_type": "jikeyun",
+                "host": jikeyun_url,
+                "login": "12345678",
+                "password": "0123456789abcdef0123456789ABCDEF",
+                "extra": {"max_calls_per_second": 1000},
+            }
+        )
+        kd_conn = json.dumps(
+            {
+                "conn_type": "kingdee",
+                "host": f"{kingdee_url}/k3cloud/",
+                "login": "webapi",
+                "password": "Kingdee@123",
+                "extra": {"acct_id": "5db25ac8d2b819", "auth": "password"},
+            }
+        )
         with tempfile.TemporaryDirectory(prefix="jk-bench-reconcile-") as home:
-            child = subprocess.run([sys.executable, "-c", RUN, home, str(REPO / "dags"), jk_conn, kd_conn,
-                                    jikeyun_url, kingdee_url], check=False, capture_output=True, text=True,
-                                   env={**os.environ, "JIKEYUN_KINGDEE_SCHEMES": str(REPO / "include" / "schemes")})
-        line = next((l for l in child.stdout.splitlines() if l.startswith("RESULT ")), None)
+            child = subprocess.run(
+                [sys.executable, "-c", RUN, home, str(REPO / "dags"), jk_conn, kd_conn, jikeyun_url, kingdee_url],
+                check=False,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "JIKEYUN_KINGDEE_SCHEMES": str(REPO / "include" / "schemes")},
+            )
+        line = next((out for out in child.stdout.splitlines() if out.startswith("RESULT ")), None)
         if line is None:
-            raise RuntimeError(f"benchmark run failed (exit {child.returncode}): {(child.stdout + child.stderr)[-3000:]}")
-        result = json.loads(line[len("RESULT "):])
+            raise RuntimeError(
+                f"benchmark run failed (exit {child.returncode}): {(child.stdout + child.stderr)[-3000:]}"
+            )
+        result = json.loads(line[len("RESULT ") :])
         result["kingdee_records"] = len(control(kingdee_url, "stocks", {"org": "I0134"}))
         return result
     finally:
@@ -149,20 +177,27 @@ def main() -> int:
     scheme = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
     for size in args.sizes:
         figures = run_size(size)
-        print(f"\n{size} warehouses in Jikeyun, {figures['kingdee_records']} records in Kingdee after the repair; "
-              f"peak RSS of the process running sync + reconciles {figures['peak_rss_mb']:.0f} MB")
+        print(
+            f"\n{size} warehouses in Jikeyun, {figures['kingdee_records']} records in Kingdee after the repair; "
+            f"peak RSS of the process running sync + reconciles {figures['peak_rss_mb']:.0f} MB"
+        )
         for run in figures["runs"]:
             summary = run["summary"]
             cost = summary.get("cost", {})
             print(f"\n  reconcile {run['label']}: {run['state']} in {run['seconds']:.1f} s wall")
             print(f"    found:    {summary.get('found')}  (drift {summary.get('drift')})")
             print(f"    keys:     {summary.get('found_keys')}")
-            print(f"    repaired: {summary.get('repaired')} {summary.get('repair_results')}; left {summary.get('left')}")
+            print(
+                f"    repaired: {summary.get('repaired')} {summary.get('repair_results')}; left {summary.get('left')}"
+            )
             records, page = size + 1, scheme.source.page_size  # the generated ones and WH-UNSYNCED
-            print(f"    cost:     {cost.get('jikeyun_calls')} Jikeyun calls (a keyset read needs ⌈(N+1)/P⌉ = "
-                  f"{math.ceil((records + 1) / page)} at P = {page}), {cost.get('kingdee_queries')} Kingdee queries "
-                  f"({cost.get('kingdee_read_queries')} to read ⌈M/{scheme.target.lookup_limit}⌉, "
-                  f"{cost.get('repair_queries')} in the repair and its read-back), {cost.get('repair_writes')} repair writes")
+            print(
+                f"    cost:     {cost.get('jikeyun_calls')} Jikeyun calls (a keyset read needs ⌈(N+1)/P⌉ = "
+                f"{math.ceil((records + 1) / page)} at P = {page}), {cost.get('kingdee_queries')} Kingdee queries "
+                f"({cost.get('kingdee_read_queries')} to read ⌈M/{scheme.target.lookup_limit}⌉, "
+                f"{cost.get('repair_queries')} in the repair and its read-back), "
+                f"{cost.get('repair_writes')} repair writes"
+            )
             print(f"    {'endpoint':<28}{'calls':>8}")
             for name, calls in sorted(run["calls"].items()):
                 print(f"    {name:<28}{calls:>8}")

@@ -297,7 +297,8 @@ def default_schemes_folder(dags_file: str | Path) -> Path:
 
 
 def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DAG]:
-    """One DAG per valid scheme file of ``folder`` and its reconcile DAG; the invalid ones are reported through :class:`BrokenSchemes`.
+    """One DAG per valid scheme file of ``folder`` and its reconcile DAG; the invalid ones are reported through
+    :class:`BrokenSchemes`.
 
     :param dags_file: the DAG file that calls this; recorded as every DAG's ``fileloc`` so workers re-parse that
         file (not this module) to find the DAG.

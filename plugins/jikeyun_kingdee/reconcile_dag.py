@@ -175,13 +175,16 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
                 raise DriftLeft(
                     f"{summary['left']} record(s) still differ from Jikeyun"
                     f"{' (repair off: dry run)' if not summary['repair'] else ''}: {', '.join(left)}"
-                    f"{' …' if summary['left'] > len(left) else ''} (all in {summary['files']['left'] or summary['files']['drift']})"
+                    f"{' …' if summary['left'] > len(left) else ''} "
+                    f"(all in {summary['files']['left'] or summary['files']['drift']})"
                 )
             return summary
 
-        source_read, target_read = read_source(), read_target()
-        compared = compare(source_read, target_read)
-        repaired = repair(compared)
+        # TaskFlow passes XComArgs where the task bodies see the values: typed as Any (as in the sync DAG)
+        source_read: Any = read_source()
+        target_read: Any = read_target()
+        compared: Any = compare(source_read, target_read)
+        repaired: Any = repair(compared)
         should_repair(compared) >> repaired
         report(source_read, target_read, compared, repaired)
     return dag

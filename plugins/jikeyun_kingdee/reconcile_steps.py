@@ -179,7 +179,8 @@ def compare(
                         repeated_items, repeated_targets)
 
         def findings() -> Iterator[dict[str, Any]]:
-            expected = db.execute("select i.body, t.body from item i left join target t using (number) order by i.number")
+            expected = db.execute("select i.body, t.body from item i left join target t using (number) "
+                                  "order by i.number")
             for item_body, target_body in expected:
                 item = json.loads(item_body)
                 finding = classify(item, json.loads(target_body) if target_body else None, columns=columns,
@@ -268,7 +269,7 @@ def _still_differ(scheme: Scheme, hook: KingdeeHook, compared: dict[str, Any], s
         numbers = [number_of(item["row"], spec.number_field) or str(item["key"]) for item in group]
         found = {number_of(row, spec.number_field): row
                  for row in query_target(scheme, hook, in_filter(spec.number_field, sorted(set(numbers))))}
-        for number, item in zip(numbers, group):
+        for number, item in zip(numbers, group, strict=True):
             finding = classify(item, found.get(number), columns=columns, needs_audit=audit,
                                number_field=spec.number_field, pk_field=spec.pk_field)
             if finding is not None:

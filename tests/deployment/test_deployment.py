@@ -84,25 +84,53 @@ def test_triggered_run_loads_every_active_warehouse(deployment: Deployment) -> N
 def test_backfill_over_three_windows_loads_each_window(deployment: Deployment) -> None:
     full_run = previous(deployment, "full_run")
     chunks = deployment.xcom(DAG_ID, full_run, "filter", key="chunks")
-    chunk_keys = [[item["key"] for item in read_ndjson(chunk["items"]) if item["state"] == "active"] for chunk in chunks]
+    chunk_keys = [
+        [item["key"] for item in read_ndjson(chunk["items"]) if item["state"] == "active"] for chunk in chunks
+    ]
     before = stock_names(deployment)
     # In each window: a warehouse of load chunk 1 renamed, one added, one of chunk 0 blocked up.
     renamed, blocked = chunk_keys[1][:3], chunk_keys[0][:3]
     for k, start in enumerate(WINDOWS):
-        deployment.control("jikeyun", "modify-warehouse", {
-            "code": renamed[k], "warehouseName": f"第{k + 1}窗口改名仓", "modified_at": start.add(minutes=10).isoformat()})
-        deployment.control("jikeyun", "add-warehouse", {
-            "warehouseCode": f"WIN{k + 1}-NEW", "warehouseName": f"第{k + 1}窗口新仓", "isBlockup": 0, "isDelete": 0,
-            "modified_at": start.add(minutes=20).isoformat()})
-        deployment.control("jikeyun", "block-warehouse", {
-            "code": blocked[k], "modified_at": start.add(minutes=30).isoformat()})
+        deployment.control(
+            "jikeyun",
+            "modify-warehouse",
+            {
+                "code": renamed[k],
+                "warehouseName": f"第{k + 1}窗口改名仓",
+                "modified_at": start.add(minutes=10).isoformat(),
+            },
+        )
+        deployment.control(
+            "jikeyun",
+            "add-warehouse",
+            {
+                "warehouseCode": f"WIN{k + 1}-NEW",
+                "warehouseName": f"第{k + 1}窗口新仓",
+                "isBlockup": 0,
+                "isDelete": 0,
+                "modified_at": start.add(minutes=20).isoformat(),
+            },
+        )
+        deployment.control(
+            "jikeyun", "block-warehouse", {"code": blocked[k], "modified_at": start.add(minutes=30).isoformat()}
+        )
 
-    backfill = deployment.api("POST", "backfills", json={
-        "dag_id": DAG_ID, "from_date": WINDOWS[0].isoformat(), "to_date": WINDOWS[-1].isoformat(),
-        "max_active_runs": 1,
-    })
-    deployment.wait_until(lambda: deployment.api("GET", f"backfills/{backfill['id']}")["completed_at"],
-                          f"backfill {backfill['id']} to complete", timeout=240, interval=2)
+    backfill = deployment.api(
+        "POST",
+        "backfills",
+        json={
+            "dag_id": DAG_ID,
+            "from_date": WINDOWS[0].isoformat(),
+            "to_date": WINDOWS[-1].isoformat(),
+            "max_active_runs": 1,
+        },
+    )
+    deployment.wait_until(
+        lambda: deployment.api("GET", f"backfills/{backfill['id']}")["completed_at"],
+        f"backfill {backfill['id']} to complete",
+        timeout=240,
+        interval=2,
+    )
 
     runs = deployment.api("GET", f"dags/{DAG_ID}/dagRuns", params={"run_type": "backfill", "order_by": "logical_date"})
     runs = runs["dag_runs"]
@@ -130,13 +158,28 @@ def test_clearing_one_load_task_changes_nothing(deployment: Deployment) -> None:
     path = f"dags/{DAG_ID}/dagRuns/{full_run}/taskInstances/load/1"
     first_try = deployment.api("GET", path)["try_number"]
 
-    deployment.api("POST", f"dags/{DAG_ID}/clearTaskInstances", json={
-        "dry_run": False, "dag_run_id": full_run, "task_ids": [["load", 1]], "only_failed": False,
-        "reset_dag_runs": True, "include_downstream": False, "include_upstream": False,
-    })
+    deployment.api(
+        "POST",
+        f"dags/{DAG_ID}/clearTaskInstances",
+        json={
+            "dry_run": False,
+            "dag_run_id": full_run,
+            "task_ids": [["load", 1]],
+            "only_failed": False,
+            "reset_dag_runs": True,
+            "include_downstream": False,
+            "include_upstream": False,
+        },
+    )
     rerun = deployment.wait_until(
-        lambda: (ti := deployment.api("GET", path))["try_number"] > first_try and ti["state"] in ("success", "failed")
-        and ti, "the cleared load[1] to run again", timeout=150)
+        lambda: (
+            (ti := deployment.api("GET", path))["try_number"] > first_try
+            and ti["state"] in ("success", "failed")
+            and ti
+        ),
+        "the cleared load[1] to run again",
+        timeout=150,
+    )
     assert rerun["state"] == "success", deployment.task_logs(DAG_ID, full_run)
     deployment.wait_for_run(DAG_ID, full_run)
 
@@ -173,9 +216,17 @@ def test_deadline_alert_is_sent_by_the_triggerer(
 
 def test_no_secret_in_any_log_or_staged_file(deployment: Deployment) -> None:
     secrets = (JIKEYUN_SECRET, KINGDEE_PASSWORD, KINGDEE_APP_SECRET, WECOM_KEY)
-    files = [path for folder in ("logs", "logs-processes", "staging")
-             for path in (deployment.home / folder).rglob("*") if path.is_file()]
+    files = [
+        path
+        for folder in ("logs", "logs-processes", "staging")
+        for path in (deployment.home / folder).rglob("*")
+        if path.is_file()
+    ]
     assert any(path.name.startswith("attempt=") for path in files), "no task log was written"
-    leaks = [f"{path.relative_to(deployment.home)}: {secret[:6]}…" for path in files for secret in secrets
-             if secret in path.read_text(encoding="utf-8", errors="replace")]
+    leaks = [
+        f"{path.relative_to(deployment.home)}: {secret[:6]}…"
+        for path in files
+        for secret in secrets
+        if secret in path.read_text(encoding="utf-8", errors="replace")
+    ]
     assert leaks == []

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 import pytest
 
 from jikeyun_kingdee.sandbox.jikeyun import SIGN_ERROR
+
 from tests.support import require_service
 
 try:

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+
+from tests.support import REPO
+from tests.support.alerting import WebhookReceiver
 from tests.support.reconcile import (
     JIKEYUN_SECRET,
     KINGDEE_PASSWORD,
@@ -20,8 +24,6 @@ from tests.support.reconcile import (
     WAREHOUSES,
     WECOM_KEY,
 )
-from tests.support import REPO
-from tests.support.alerting import WebhookReceiver
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jikeyun_kingdee.alerting import AlertingConfig, notify_drift
+
 from tests.support.reconcile import WECOM_KEY
 
 CONTEXT = {"dag_run": {"dag_id": "jikeyun_kingdee_warehouse_I0134_reconcile", "run_id": "manual__2026-11-02"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from tests.support.airflow_compat import return_value_of, run_dag_test
 from tests.support.reconcile import SYNC_DAG_ID, WAREHOUSES, hour, states, writes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from jikeyun_kingdee.reconcile import (
     Finding,
     Tally,
@@ -96,7 +97,11 @@ def test_a_record_with_several_problems_gets_the_first_class_and_every_reason() 
 @pytest.mark.parametrize("state", ["blocked", "deleted"])
 def test_a_blocked_or_deleted_record_must_be_forbidden_and_nothing_else_is_compared(state: str) -> None:
     finding = check(item(state=state), stock())
-    assert (finding.drift, finding.state, finding.reasons) == ("status", state, [f"active in Kingdee while {state} in Jikeyun"])
+    assert (finding.drift, finding.state, finding.reasons) == (
+        "status",
+        state,
+        [f"active in Kingdee while {state} in Jikeyun"],
+    )
     assert check(item(state=state), stock(forbid="B", name="旧名", status="D")) is None
 
 
@@ -110,15 +115,27 @@ def test_kingdee_only_records_are_found_unless_jikeyun_knows_the_key() -> None:
 def test_the_tally_counts_every_class_keeps_the_first_keys_and_drift_excludes_kingdee_only() -> None:
     tally = Tally(keep=2)
     findings = [Finding(key=f"M{i}", drift="missing") for i in range(3)] + [
-        Finding(key="S1", drift="status"), Finding(key="K1", drift="kingdee_only")]
+        Finding(key="S1", drift="status"),
+        Finding(key="K1", drift="kingdee_only"),
+    ]
     assert list(tally.counted(findings)) == findings
-    assert tally.as_dict() == {"counts": {"missing": 3, "differs": 0, "status": 1, "kingdee_only": 1}, "drift": 4,
-                               "keys": {"missing": ["M0", "M1"], "status": ["S1"], "kingdee_only": ["K1"]}}
+    assert tally.as_dict() == {
+        "counts": {"missing": 3, "differs": 0, "status": 1, "kingdee_only": 1},
+        "drift": 4,
+        "keys": {"missing": ["M0", "M1"], "status": ["S1"], "kingdee_only": ["K1"]},
+    }
 
 
 def test_calls_split_into_queries_and_writes_without_logins() -> None:
-    calls = {"ValidateUser": 1, "ExecuteBillQuery": 3, "BatchSave": 2, "Submit": 1, "Audit": 1, "UnAudit": 1,
-             "ExcuteOperation": 2}
+    calls = {
+        "ValidateUser": 1,
+        "ExecuteBillQuery": 3,
+        "BatchSave": 2,
+        "Submit": 1,
+        "Audit": 1,
+        "UnAudit": 1,
+        "ExcuteOperation": 2,
+    }
     assert split_calls(calls) == (3, 7)
 
 
@@ -128,24 +145,48 @@ TARGET = {"records": 801, "calls": {"ValidateUser": 1, "ExecuteBillQuery": 1}}
 
 def compared() -> dict:
     tally = Tally()
-    list(tally.counted([Finding(key="A", drift="missing"), Finding(key="B", drift="differs"),
-                        Finding(key="K", drift="kingdee_only")]))
+    list(
+        tally.counted(
+            [
+                Finding(key="A", drift="missing"),
+                Finding(key="B", drift="differs"),
+                Finding(key="K", drift="kingdee_only"),
+            ]
+        )
+    )
     return {"found": tally.as_dict(), "drift_file": "drift.ndjson", "out_of_scope": 3}
 
 
 def test_the_summary_of_a_repair_counts_what_was_found_written_and_left() -> None:
-    repaired = {"results": {"created": 1, "updated": 1}, "left": Tally().as_dict(), "left_file": "left.ndjson",
-                "calls": {"ValidateUser": 1, "ExecuteBillQuery": 2, "BatchSave": 2, "Submit": 1, "Audit": 1}}
+    repaired = {
+        "results": {"created": 1, "updated": 1},
+        "left": Tally().as_dict(),
+        "left_file": "left.ndjson",
+        "calls": {"ValidateUser": 1, "ExecuteBillQuery": 2, "BatchSave": 2, "Submit": 1, "Audit": 1},
+    }
     summary = summarise(SOURCE, TARGET, compared(), repaired, repair=True)
     assert summary["found"] == {"missing": 1, "differs": 1, "status": 0, "kingdee_only": 1}
     assert (summary["drift"], summary["repaired"], summary["left"]) == (2, 2, 0)
     assert summary["found_keys"] == {"missing": ["A"], "differs": ["B"], "kingdee_only": ["K"]}
-    assert summary["cost"] == {"jikeyun_calls": 6, "kingdee_queries": 3, "kingdee_read_queries": 1,
-                               "repair_queries": 2, "repair_writes": 4}
-    assert summary["api_calls"] == {"Audit": 1, "BatchSave": 2, "ExecuteBillQuery": 3, "Submit": 1,
-                                    "ValidateUser": 2, "erp.warehouse.get": 6}
-    assert describe(summary) == ("found missing 1, differs 1, kingdee_only 1; drift 2, 2 repaired, 0 left; cost: "
-                                 "6 Jikeyun calls, 3 Kingdee queries, 4 repair writes")
+    assert summary["cost"] == {
+        "jikeyun_calls": 6,
+        "kingdee_queries": 3,
+        "kingdee_read_queries": 1,
+        "repair_queries": 2,
+        "repair_writes": 4,
+    }
+    assert summary["api_calls"] == {
+        "Audit": 1,
+        "BatchSave": 2,
+        "ExecuteBillQuery": 3,
+        "Submit": 1,
+        "ValidateUser": 2,
+        "erp.warehouse.get": 6,
+    }
+    assert describe(summary) == (
+        "found missing 1, differs 1, kingdee_only 1; drift 2, 2 repaired, 0 left; cost: "
+        "6 Jikeyun calls, 3 Kingdee queries, 4 repair writes"
+    )
 
 
 def test_a_dry_run_leaves_all_drift_and_a_clean_run_leaves_nothing() -> None:

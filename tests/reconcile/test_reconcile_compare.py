@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from jikeyun_kingdee.compat import ObjectStoragePath
 from jikeyun_kingdee.reconcile_steps import compare
 from jikeyun_kingdee.scheme import load_scheme
@@ -58,21 +59,33 @@ def test_compare_classifies_by_number_and_stages_findings_and_repair_chunks(sche
                stock(205, "HAND-MADE", "手工建的"), stock(206, "OUT-OF-SCOPE", "范围外"),
                stock(207, "REJECTED", "源数据有误")]
     source = {
-        "items": [stage(folder / "filter", "items-00000.ndjson", items[:30]),
-                  stage(folder / "filter", "items-00001.ndjson", items[30:])],
+        "items": [
+            stage(folder / "filter", "items-00000.ndjson", items[:30]),
+            stage(folder / "filter", "items-00001.ndjson", items[30:]),
+        ],
         "parts": [stage(folder / "transform", "part-00000.ndjson", parts)],
-        "rejects": stage(folder / "transform", "rejects.ndjson", [{"key": "REJECTED", "step": "transform", "reason": "x"}]),
+        "rejects": stage(
+            folder / "transform", "rejects.ndjson", [{"key": "REJECTED", "step": "transform", "reason": "x"}]
+        ),
     }
-    target = {"pages": [stage(folder / "target", "page-00000.ndjson", stocks[:20]),
-                        stage(folder / "target", "page-00001.ndjson", stocks[20:])]}
+    target = {
+        "pages": [
+            stage(folder / "target", "page-00000.ndjson", stocks[:20]),
+            stage(folder / "target", "page-00001.ndjson", stocks[20:]),
+        ]
+    }
 
     manifest = compare(scheme, folder, source, target, rows_per_chunk=4)
 
     found = manifest["found"]
     assert found["counts"] == {"missing": 2, "differs": 1, "status": 3, "kingdee_only": 1}
     assert found["drift"] == 6
-    assert found["keys"] == {"missing": ["GONE", "NEVER-SYNCED"], "differs": ["RENAMED"],
-                             "status": ["BLOCKED", "FORBIDDEN", "UNAUDITED"], "kingdee_only": ["HAND-MADE"]}
+    assert found["keys"] == {
+        "missing": ["GONE", "NEVER-SYNCED"],
+        "differs": ["RENAMED"],
+        "status": ["BLOCKED", "FORBIDDEN", "UNAUDITED"],
+        "kingdee_only": ["HAND-MADE"],
+    }
     assert manifest["out_of_scope"] == 2  # OUT-OF-SCOPE and REJECTED: Jikeyun has them, the scheme does not sync them
     staged = {f["key"]: f for f in read_ndjson(manifest["drift_file"])}
     assert staged["RENAMED"]["reasons"] == ["FName: Kingdee '旧名', Jikeyun '新名'"] and staged["RENAMED"]["id"] == 201
@@ -89,14 +102,28 @@ def test_compare_classifies_by_number_and_stages_findings_and_repair_chunks(sche
 
 def test_compare_of_two_equal_sides_finds_nothing_and_stages_no_chunk(scheme, tmp_path: Path) -> None:
     folder = ObjectStoragePath(f"file://{tmp_path}/run")
-    items = [{"key": "A1", "modified": 1, "row": row("A1", "甲"), "state": "active"},
-             {"key": "B1", "modified": 1, "row": row("B1", "乙"), "state": "blocked"}]
-    source = {"items": [stage(folder / "filter", "items-00000.ndjson", items)],
-              "parts": [stage(folder / "transform", "part-00000.ndjson", items)],
-              "rejects": stage(folder / "transform", "rejects.ndjson", [])}
-    target = {"pages": [stage(folder / "target", "page-00000.ndjson",
-                              [stock(1, "A1", "甲"), stock(2, "B1", "乙旧名", status="D", forbid="B")])]}
+    items = [
+        {"key": "A1", "modified": 1, "row": row("A1", "甲"), "state": "active"},
+        {"key": "B1", "modified": 1, "row": row("B1", "乙"), "state": "blocked"},
+    ]
+    source = {
+        "items": [stage(folder / "filter", "items-00000.ndjson", items)],
+        "parts": [stage(folder / "transform", "part-00000.ndjson", items)],
+        "rejects": stage(folder / "transform", "rejects.ndjson", []),
+    }
+    target = {
+        "pages": [
+            stage(
+                folder / "target",
+                "page-00000.ndjson",
+                [stock(1, "A1", "甲"), stock(2, "B1", "乙旧名", status="D", forbid="B")],
+            )
+        ]
+    }
     manifest = compare(scheme, folder, source, target, rows_per_chunk=100)
-    assert manifest["found"] == {"counts": {"missing": 0, "differs": 0, "status": 0, "kingdee_only": 0}, "drift": 0,
-                                 "keys": {}}
+    assert manifest["found"] == {
+        "counts": {"missing": 0, "differs": 0, "status": 0, "kingdee_only": 0},
+        "drift": 0,
+        "keys": {},
+    }
     assert manifest["repair_chunks"] == [] and list(read_ndjson(manifest["drift_file"])) == []

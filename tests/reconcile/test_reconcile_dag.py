@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tests.support import drift
 import pytest
+
+from tests.support import REPO, drift
 from tests.support.airflow_compat import return_value_of, run_dag_test
 from tests.support.reconcile import RECONCILE_DAG_ID, SYNC_DAG_ID, hour, states, writes
-from tests.support import REPO
 
 pytestmark = pytest.mark.usefixtures("staging")
 
@@ -62,7 +62,9 @@ def test_reconcile_names_each_drift_repairs_it_and_then_finds_nothing(dags, jike
     # A dry run finds all of it, writes nothing, alerts once and fails (the drift is left).
     before, stocks = writes(kingdee), kingdee.stocks()
     dry = run_dag_test(reconcile, hour(10), run_conf={"repair": False})
-    assert dry.state == "failed" and states(dry)["repair"] == "skipped" and states(dry)["report"] == "failed", states(dry)
+    assert dry.state == "failed" and states(dry)["repair"] == "skipped" and states(dry)["report"] == "failed", states(
+        dry
+    )
     assert dry.get_task_instance("report").try_number == 1  # drift left is final: no task retry
     compared = return_value_of(dry, "compare")
     assert {f["key"]: f["drift"] for f in read_ndjson(compared["drift_file"])} == expected
@@ -79,8 +81,11 @@ def test_reconcile_names_each_drift_repairs_it_and_then_finds_nothing(dags, jike
     summary = return_value_of(fixed, "report")
     assert summary["found"] == {"missing": 2, "differs": 1, "status": 3, "kingdee_only": 1}
     assert summary["found_keys"] == {
-        "missing": sorted([deleted, "WH-UNSYNCED"]), "differs": [renamed],
-        "status": sorted([unaudited, forbidden, blocked]), "kingdee_only": ["HAND-0001"]}
+        "missing": sorted([deleted, "WH-UNSYNCED"]),
+        "differs": [renamed],
+        "status": sorted([unaudited, forbidden, blocked]),
+        "kingdee_only": ["HAND-0001"],
+    }
     assert (summary["drift"], summary["repaired"], summary["left"]) == (6, 6, 0)
     assert summary["repair_results"] == {"created": 2, "updated": 2, "enabled": 1, "forbidden": 1}
     assert_kingdee_equals_jikeyun(jikeyun, kingdee, besides=[hand_made])  # the Kingdee-only record is untouched

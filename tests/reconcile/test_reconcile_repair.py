@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.support import drift
 import pytest
+
 from jikeyun_kingdee.compat import ObjectStoragePath
 from jikeyun_kingdee.hooks.kingdee import KingdeeHook
 from jikeyun_kingdee.ledger import SyncLedger
@@ -15,8 +15,9 @@ from jikeyun_kingdee.pipeline import load_chunk
 from jikeyun_kingdee.reconcile_steps import compare, read_target, repair
 from jikeyun_kingdee.scheme import load_scheme
 from jikeyun_kingdee.staging import read_ndjson, write_ndjson
+
+from tests.support import REPO, drift
 from tests.support.reconcile import writes
-from tests.support import REPO
 
 SCHEME = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
 T0 = 1_790_000_000_000
@@ -64,7 +65,7 @@ def test_read_target_reads_only_the_organisation_in_pages_of_the_lookup_limit(ki
 def test_hand_edits_are_found_repaired_through_the_load_path_and_read_back(kingdee, ledger, tmp_path: Path) -> None:
     synced = [item(f"WH{i:02d}") for i in range(30)]
     folder = ObjectStoragePath(f"file://{tmp_path}/sync")
-    source = stage_source(folder, synced + [item("BLK01", state="blocked")])
+    source = stage_source(folder, [*synced, item("BLK01", state="blocked")])
     load_chunk(SCHEME, KingdeeHook(), ledger, folder, {"chunk": 0, "items": source["items"][0], "rows": 31}, "sync")
     assert len(kingdee.stocks(org="I0134")) == 30  # the blocked one was never created
 
@@ -74,7 +75,12 @@ def test_hand_edits_are_found_repaired_through_the_load_path_and_read_back(kingd
     drift.forbid(kingdee, "WH04")
     hand = drift.add_by_hand(kingdee, "HAND-01", "手工建的")
     # WH05 was blocked in Jikeyun later (a newer source time) and that window was never synced
-    source_now = synced[:5] + [item("WH05", state="blocked", modified=T0 + 60_000)] + synced[6:] + [item("BLK01", state="blocked")]
+    source_now = [
+        *synced[:5],
+        item("WH05", state="blocked", modified=T0 + 60000),
+        *synced[6:],
+        item("BLK01", state="blocked"),
+    ]
     run = ObjectStoragePath(f"file://{tmp_path}/reconcile")
     source = stage_source(run, source_now)
     compared = compare(SCHEME, run, source, read_target(SCHEME, KingdeeHook(), run), rows_per_chunk=2)
@@ -94,10 +100,20 @@ def test_hand_edits_are_found_repaired_through_the_load_path_and_read_back(kingd
 
     # Compared again: nothing; an older snapshot of WH05 (still active) is stale for the sync's load.
     again = ObjectStoragePath(f"file://{tmp_path}/again")
-    assert compare(SCHEME, again, stage_source(again, source_now), read_target(SCHEME, KingdeeHook(), again),
-                   rows_per_chunk=2)["found"]["drift"] == 0
+    assert (
+        compare(
+            SCHEME, again, stage_source(again, source_now), read_target(SCHEME, KingdeeHook(), again), rows_per_chunk=2
+        )["found"]["drift"]
+        == 0
+    )
     before = writes(kingdee)
-    old = load_chunk(SCHEME, KingdeeHook(), ledger, folder, {"chunk": 1, "items": str(folder / "filter" / "items-00000.ndjson"),
-                                                             "rows": 31}, "old-sync-rerun")
+    old = load_chunk(
+        SCHEME,
+        KingdeeHook(),
+        ledger,
+        folder,
+        {"chunk": 1, "items": str(folder / "filter" / "items-00000.ndjson"), "rows": 31},
+        "old-sync-rerun",
+    )
     assert {r["key"]: r["status"] for r in read_ndjson(old["results"])}["WH05"] == "stale"
     assert writes(kingdee) == before and stocks == {s["FNumber"]: s for s in kingdee.stocks(org="I0134")}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -81,6 +81,6 @@ def _replay(first: Message, receive: Receive) -> Receive:
 
 class ConnectionTestPortPlugin(AirflowPlugin):
     name = "connection_test_port"
-    fastapi_root_middlewares = [
+    fastapi_root_middlewares: ClassVar[list[dict[str, Any]]] = [
         {"middleware": PortlessConnectionTest, "args": [], "kwargs": {}, "name": "Test button on portless connections"},
     ]
