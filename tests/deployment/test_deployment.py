@@ -15,8 +15,8 @@ import pytest
 from jikeyun_kingdee.staging import read_ndjson
 
 from tests.support.alerting import WebhookReceiver
+from tests.support.dag_timeline import DAG_ID
 from tests.support.deployment import (
-    DAG_ID,
     DEADLINE_DAG_ID,
     JIKEYUN_SECRET,
     KINGDEE_APP_SECRET,
