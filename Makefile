@@ -58,7 +58,7 @@ test-airflow2: $(AF2_STAMP)
 # Lint and types (configured in pyproject.toml), on the Airflow 3 venv. Not yet part of `make test`.
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy  # the files listed in pyproject.toml: the package (plugins, dags)
+	$(BIN)/mypy  # the files listed in pyproject.toml: plugins, dags, tests, benchmarks
 
 # Regenerate the constraints files (fresh venvs; keeps current pins, adds what is missing). --upgrade: UPGRADE=1
 constraints:

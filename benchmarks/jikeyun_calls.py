@@ -14,12 +14,14 @@ import os
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # figures only, not one log line per API call
 
 import argparse
+import functools
 import json
 import math
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import TypedDict
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-"))
 
@@ -69,12 +71,17 @@ def spread_edits(sandbox: JikeyunSandbox, count: int) -> None:
         sandbox.modify_warehouse(code, modified_at=HOUR[0] + timedelta(seconds=70 * i + 3))
 
 
+class _Spread(TypedDict, total=False):
+    modified_from: datetime
+    modified_to: datetime
+
+
 def case(label: str, *, warehouses: int, window: Window, page_size: int = 200, sort: bool = True,
          prepare: Callable[[JikeyunSandbox], None] | None = None, modify_after_page: int | None = None,
          span: timedelta | None = None) -> None:
     """One read on a fresh sandbox; ``span``: the generated modification times lie in that much time from
     2025-05-01 (default: all of 2025)."""
-    spread = {} if span is None else {"modified_from": DENSE_FROM, "modified_to": DENSE_FROM + span}
+    spread: _Spread = {} if span is None else {"modified_from": DENSE_FROM, "modified_to": DENSE_FROM + span}
     with JikeyunSandbox(warehouses=warehouses, sort_by_modified=sort, **spread) as sandbox:
         if prepare:
             prepare(sandbox)
@@ -106,7 +113,7 @@ def main() -> None:
     case("one-hour window, 50 edits", warehouses=big, window=HOUR, prepare=lambda s: spread_edits(s, 50))
     for size, page_size in ((50, 200), (50, 50), (1000, 200)):
         case(f"one-hour window, bulk second of {size:,}", warehouses=big, window=HOUR, page_size=page_size,
-             prepare=lambda s, size=size: bulk_edit(s, size, HOUR[0] + timedelta(minutes=20)))
+             prepare=functools.partial(bulk_edit, count=size, moment=HOUR[0] + timedelta(minutes=20)))
     case("empty one-hour window", warehouses=0, window=HOUR)
     for n in (1000, big):
         case(f"full sync {n:,}, server does not sort", warehouses=n, window=None, sort=False)

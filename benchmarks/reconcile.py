@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SYNC_DAG_ID = "jikeyun_kingdee_warehouse_I0134"
@@ -90,10 +91,11 @@ print("RESULT " + json.dumps({"runs": results, "peak_rss_mb": peak_rss_mb}))
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def control(url: str, command: str, payload: dict | None = None):
+def control(url: str, command: str, payload: dict | None = None) -> Any:
     """One sandbox control command over HTTP (``POST /_sandbox/<command>``)."""
     request = urllib.request.Request(
         f"{url}/_sandbox/{command}",
@@ -158,7 +160,7 @@ def run_size(size: int) -> dict:
             raise RuntimeError(
                 f"benchmark run failed (exit {child.returncode}): {(child.stdout + child.stderr)[-3000:]}"
             )
-        result = json.loads(line[len("RESULT ") :])
+        result: dict[str, Any] = json.loads(line[len("RESULT ") :])
         result["kingdee_records"] = len(control(kingdee_url, "stocks", {"org": "I0134"}))
         return result
     finally:

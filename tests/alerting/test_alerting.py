@@ -107,6 +107,7 @@ def test_email_escapes_html_of_errors():
 def test_alert_caps_rejected_ids_and_error():
     alert = _alert(rejected=[f"WH{i:03}" for i in range(500)], error="x" * 10_000)
     assert len(alert.rejected) == alerting.MAX_REJECTED_IDS
+    assert alert.error is not None
     assert len(alert.error) <= alerting.MAX_ERROR_CHARS + 2
 
 
@@ -312,12 +313,14 @@ def test_failure_callback_of_a_real_task_run_alerts(airflow_db, webhook, channel
 @only_airflow3
 def test_deadline_alert_has_interval_and_an_importable_async_callback():
     from airflow._shared.module_loading import import_string
-    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    from jikeyun_kingdee.compat import AsyncCallback, DeadlineReference  # airflow.sdk's, on Airflow 3
 
     assert deadline_alert(AlertingConfig(wecom_conn_id="w")) is None
     assert deadline_alert(AlertingConfig(deadline_minutes=30)) is None  # no channel, nobody to tell
     config = AlertingConfig(wecom_conn_id="w", email_to=["ops@example.com"], deadline_minutes=90)
     deadline = deadline_alert(config)
+    assert deadline is not None
     assert deadline.interval == timedelta(minutes=90)
     assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT
     assert isinstance(deadline.callback, AsyncCallback)
@@ -350,6 +353,7 @@ def test_deadline_missed_delivers_through_the_triggerers_callback_trigger(webhoo
         dingtalk_conn_id="alert_dingtalk", wecom_conn_id="alert_wecom", deadline_minutes=30, base_url=BASE_URL
     )
     deadline = deadline_alert(config)
+    assert deadline is not None
     context = {
         "dag_run": {
             "dag_id": "jky_kd_warehouse_I0134",
@@ -426,7 +430,8 @@ with DAG("alerting_sla_probe", schedule=hourly, start_date=pendulum.datetime(202
 def test_sla_miss_of_a_real_run_sends_the_deadline_alert(airflow_db, webhook, channels, tmp_path):
     """Airflow 2's DAG processor records the SLA misses of the runs after the last success and calls the callback."""
 
-    from airflow.dag_processing.processor import DagFileProcessor
+    # Airflow 2 only (imported by name: the type-checking environment has Airflow 3, which has no DagFileProcessor)
+    DagFileProcessor = importlib.import_module("airflow.dag_processing.processor").DagFileProcessor
 
     dag_file = tmp_path / "alerting_sla_probe.py"
     dag_file.write_text(SLA_PROBE_DAG, encoding="utf-8")

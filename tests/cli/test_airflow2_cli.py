@@ -26,6 +26,7 @@ pytestmark = only_airflow2
 def _serve(kind: str, *options: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([*SANDBOX, "serve", kind, *options], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True)
+    assert process.stdout is not None  # stdout=PIPE
     line = process.stdout.readline()  # "<kind> sandbox listening on <url>"
     assert "listening on" in line, f"{kind} sandbox did not start: {line!r}"
     return process, line.rsplit(" ", 1)[1].strip()

@@ -67,6 +67,7 @@ def test_runs_with_faults_leak_no_secret(
             places[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
     from airflow.settings import engine
 
+    assert engine is not None  # the test session configured Airflow's database
     with engine.connect() as conn:
         for table in ("xcom", "task_instance", "dag_run", "log"):
             rows = conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall()

@@ -11,6 +11,7 @@ to every failing test's report. The tests talk to Airflow over its REST API only
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pendulum
 import pytest
@@ -29,8 +30,8 @@ import yaml
 
 from tests.support import require_service
 from tests.support.alerting import WebhookReceiver
+from tests.support.dag_timeline import DAG_ID
 from tests.support.deployment import (
-    DAG_ID,
     DEADLINE_DAG_ID,
     JIKEYUN_APPKEY,
     JIKEYUN_SECRET,
@@ -46,7 +47,14 @@ from tests.support.deployment import (
     Service,
 )
 
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+class _PostgresParams(TypedDict):
+    host: str
+    port: int
+    user: str
+
+
+POSTGRES: _PostgresParams = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STARTUP_TIMEOUT = 180
 REPO = Path(__file__).resolve().parents[2]
@@ -130,8 +138,10 @@ def write_schemes(folder: Path) -> None:
 
 def _sandbox_url(service: Service, deployment: Deployment) -> str:
     pattern = re.compile(r"sandbox listening on (http://\S+)")
-    return deployment.wait_until(lambda: (m := pattern.search(service.log.read_text(errors="replace"))) and m.group(1),
-                                 f"{service.name} to listen", timeout=60, interval=0.2)
+    url = deployment.wait_until(lambda: (m := pattern.search(service.log.read_text(errors="replace"))) and m.group(1),
+                                f"{service.name} to listen", timeout=60, interval=0.2)
+    assert url is not None  # wait_until returns only a truthy probe result: the URL
+    return url
 
 
 def _environment(home: Path, metadata_db: str, ledger_db: str, api_port: int, queue: str,
@@ -233,8 +243,9 @@ def deployment(
         _create_databases(metadata_db, ledger_db)
         databases_created = True
         deployment.sandboxes = {s.name: _sandbox_url(s, deployment) for s in (jikeyun, slow, kingdee)}
-        deployment.env = _environment(home, metadata_db, ledger_db, api_port, queue, *deployment.sandboxes.values(),
-                                      webhook.url)
+        deployment.env = _environment(home, metadata_db, ledger_db, api_port, queue,
+                                      deployment.sandboxes[jikeyun.name], deployment.sandboxes[slow.name],
+                                      deployment.sandboxes[kingdee.name], webhook.url)
         deployment.api_url = f"http://127.0.0.1:{api_port}"
 
         migrate = deployment.airflow("db-migrate", "db", "migrate")
@@ -258,7 +269,7 @@ def deployment(
                               "the api-server to answer", STARTUP_TIMEOUT)
         deployment.login()
         for dag_id in (DAG_ID, DEADLINE_DAG_ID):
-            deployment.wait_until(lambda dag_id=dag_id: _parsed(deployment, dag_id), f"{dag_id} to be parsed",
+            deployment.wait_until(functools.partial(_parsed, deployment, dag_id), f"{dag_id} to be parsed",
                                   STARTUP_TIMEOUT)
         yield deployment
     except Exception as exc:

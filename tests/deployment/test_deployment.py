@@ -14,9 +14,9 @@ import pytest
 
 from jikeyun_kingdee.staging import read_ndjson
 
-from tests.support.alerting import WebhookReceiver
+from tests.support.alerting import Posted, WebhookReceiver
+from tests.support.dag_timeline import DAG_ID
 from tests.support.deployment import (
-    DAG_ID,
     DEADLINE_DAG_ID,
     JIKEYUN_SECRET,
     KINGDEE_APP_SECRET,
@@ -180,6 +180,7 @@ def test_clearing_one_load_task_changes_nothing(deployment: Deployment) -> None:
         "the cleared load[1] to run again",
         timeout=150,
     )
+    assert rerun  # wait_until returns only a truthy probe result: the task instance
     assert rerun["state"] == "success", deployment.task_logs(DAG_ID, full_run)
     deployment.wait_for_run(DAG_ID, full_run)
 
@@ -199,7 +200,7 @@ def test_deadline_alert_is_sent_by_the_triggerer(
 ) -> None:
     run_id = deadline_run["dag_run_id"]
 
-    def deadline_alerts() -> list[dict[str, Any]]:
+    def deadline_alerts() -> list[Posted]:
         return [p for p in webhook.posted if "Deadline missed" in p.body["markdown"]["content"]]
 
     alerts = deployment.wait_until(deadline_alerts, "the deadline_missed alert on the WeCom receiver", timeout=180)

@@ -33,8 +33,8 @@ else:
     PLAYWRIGHT_MISSING = ""
 
 from tests.support import REPO
+from tests.support.dag_timeline import DAG_ID
 from tests.support.deployment import (
-    DAG_ID,
     JIKEYUN_APPKEY,
     JIKEYUN_SECRET,
     KINGDEE_ACCT_ID,

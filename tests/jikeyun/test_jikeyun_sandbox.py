@@ -115,6 +115,7 @@ def test_command_line_serves_and_scripts():
     )
     try:
         url = None
+        assert server.stdout is not None  # stdout=PIPE
         for line in server.stdout:  # the printed banner, not the log line of the same text
             if match := re.fullmatch(r"jikeyun sandbox listening on (http://127\.0\.0\.1:\d+)", line.strip()):
                 url = match.group(1)
@@ -159,7 +160,8 @@ def test_warehouse_model_round_trips_and_keeps_unknown_fields():
            "salesList": [{"channelId": "1", "channelName": "天猫", "extraFlag": True}], "futureField": {"a": 1}}
     warehouse = Warehouse.model_validate(raw)
     assert warehouse.warehouse_id == "968606409259025152" and warehouse.is_blockup == 0
-    assert warehouse.gmt_create == warehouse.gmt_modified and warehouse.gmt_modified.tzinfo is not None
+    assert warehouse.gmt_create == warehouse.gmt_modified
+    assert warehouse.gmt_modified is not None and warehouse.gmt_modified.tzinfo is not None
     dumped = warehouse.model_dump(mode="json", by_alias=True)
     assert dumped["futureField"] == {"a": 1} and dumped["salesList"][0]["extraFlag"] is True
     assert Warehouse.model_validate(dumped) == warehouse

@@ -28,7 +28,7 @@ def _airflow_schema(name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def hook_meta() -> dict[str, dict]:
+def hook_meta() -> dict[str | None, dict]:
     """What the Airflow 3 UI's ``/ui/connections/hook_meta`` endpoint serves, per connection type."""
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
@@ -50,7 +50,13 @@ def test_provider_info_follows_airflows_schemas():
 
 def test_providers_manager_registers_both_connection_types():
     hooks = ProvidersManager().hooks
-    assert {conn_type: hooks[conn_type].hook_class_name for conn_type in HOOKS} == HOOKS
+
+    def hook_class_name(conn_type: str) -> str:
+        info = hooks[conn_type]
+        assert info is not None, f"no hook registered for {conn_type}"
+        return info.hook_class_name
+
+    assert {conn_type: hook_class_name(conn_type) for conn_type in HOOKS} == HOOKS
 
 
 @only_airflow2

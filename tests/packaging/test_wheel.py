@@ -62,7 +62,9 @@ def test_wheel_requires_airflow_2_10_or_3_1_and_its_libraries(wheel):
     from packaging.requirements import Requirement
 
     metadata = Parser().parsestr(_dist_info(wheel, "METADATA"))
-    requires = {r.split(";")[0].replace(" ", "") for r in metadata.get_all("Requires-Dist")}
+    requires_dist = metadata.get_all("Requires-Dist")
+    assert requires_dist is not None
+    requires = {r.split(";")[0].replace(" ", "") for r in requires_dist}
     (airflow,) = [Requirement(r) for r in requires if Requirement(r).name == "apache-airflow"]
     admitted = {
         v for v in ("2.9.3", "2.10.0", "2.11.2", "3.0.6", "3.1.0", "3.3.2", "3.4.0") if airflow.specifier.contains(v)
@@ -71,4 +73,6 @@ def test_wheel_requires_airflow_2_10_or_3_1_and_its_libraries(wheel):
     assert {"apache-airflow-providers-http", "pydantic", "pendulum"} <= {
         r.split("<")[0].split(">")[0] for r in requires
     }
-    assert "test" in metadata.get_all("Provides-Extra")
+    extras = metadata.get_all("Provides-Extra")
+    assert extras is not None
+    assert "test" in extras

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
+from typing import Any
 
 from jikeyun_kingdee.alerting import AlertingConfig, notify_drift
 
 from tests.support.reconcile import WECOM_KEY
+
+UTC = timezone.utc  # datetime.UTC is 3.11+; the package supports 3.10
 
 CONTEXT = {"dag_run": {"dag_id": "jikeyun_kingdee_warehouse_I0134_reconcile", "run_id": "manual__2026-11-02"},
            "data_interval_start": datetime(2026, 11, 1, 18, 30, tzinfo=UTC),
@@ -32,7 +35,7 @@ def test_the_drift_alert_names_classes_keys_and_what_is_left(webhook) -> None:
 
 
 def test_no_drift_alert_when_the_scheme_does_not_want_it_or_has_no_channel(webhook) -> None:
-    args = {"summary": "s", "counts": {"missing": 1}, "keys": {"Missing in Kingdee": ["A"]}}
+    args: dict[str, Any] = {"summary": "s", "counts": {"missing": 1}, "keys": {"Missing in Kingdee": ["A"]}}
     assert notify_drift(CONTEXT, AlertingConfig(wecom_conn_id="alert_wecom", on_drift=False), **args) == []
     assert notify_drift(CONTEXT, AlertingConfig(), **args) == []
     assert webhook.posted == []

@@ -41,6 +41,13 @@ def check(expected, actual, *, needs_audit: bool = True, known: bool = False) ->
     return classify(expected, actual, columns=COLUMNS, needs_audit=needs_audit, known=known)
 
 
+def found(expected, actual, *, needs_audit: bool = True, known: bool = False) -> Finding:
+    """:func:`check` where the test expects a finding."""
+    finding = check(expected, actual, needs_audit=needs_audit, known=known)
+    assert finding is not None, "expected a finding, got none"
+    return finding
+
+
 def test_the_compared_columns_and_query_fields_come_from_the_scheme_mapping() -> None:
     scheme = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
     columns = compared_columns(scheme.target.fields, number_field="FNumber", pk_field="FStockId")
@@ -64,10 +71,10 @@ def test_missing_only_when_the_source_record_is_active() -> None:
 
 
 def test_a_renamed_record_differs_naming_the_field_and_both_values() -> None:
-    finding = check(item(), stock(name="手工改名"))
+    finding = found(item(), stock(name="手工改名"))
     assert finding.drift == "differs" and finding.fields == ["FName"] and finding.id == 100001
     assert finding.reasons == ["FName: Kingdee '手工改名', Jikeyun '上海总仓'"]
-    moved = check(item(), stock(**{"FCreateOrgId.FNumber": "100"}))
+    moved = found(item(), stock(**{"FCreateOrgId.FNumber": "100"}))
     assert moved.drift == "differs" and moved.fields == ["FCreateOrgId"]
     assert moved.reasons == ["FCreateOrgId: Kingdee '100', Jikeyun 'I0134'"]
 
@@ -78,17 +85,17 @@ def test_a_renamed_record_differs_naming_the_field_and_both_values() -> None:
     (stock(forbid="B"), "forbidden in Kingdee while active in Jikeyun"),
 ])
 def test_wrong_status_of_an_active_record(kingdee: dict, reason: str) -> None:
-    finding = check(item(), kingdee)
+    finding = found(item(), kingdee)
     assert (finding.drift, finding.reasons) == ("status", [reason])
 
 
 def test_an_unaudited_record_is_no_drift_when_the_scheme_does_not_approve() -> None:
     assert check(item(), stock(status="A"), needs_audit=False) is None
-    assert check(item(), stock(status="A", forbid="B"), needs_audit=False).drift == "status"
+    assert found(item(), stock(status="A", forbid="B"), needs_audit=False).drift == "status"
 
 
 def test_a_record_with_several_problems_gets_the_first_class_and_every_reason() -> None:
-    finding = check(item(), stock(name="手工改名", forbid="B", status="D"))
+    finding = found(item(), stock(name="手工改名", forbid="B", status="D"))
     assert finding.drift == "differs"
     assert finding.reasons == ["FName: Kingdee '手工改名', Jikeyun '上海总仓'",
                                "forbidden in Kingdee while active in Jikeyun", "not audited (FDocumentStatus D)"]
@@ -96,7 +103,7 @@ def test_a_record_with_several_problems_gets_the_first_class_and_every_reason() 
 
 @pytest.mark.parametrize("state", ["blocked", "deleted"])
 def test_a_blocked_or_deleted_record_must_be_forbidden_and_nothing_else_is_compared(state: str) -> None:
-    finding = check(item(state=state), stock())
+    finding = found(item(state=state), stock())
     assert (finding.drift, finding.state, finding.reasons) == (
         "status",
         state,
@@ -106,7 +113,7 @@ def test_a_blocked_or_deleted_record_must_be_forbidden_and_nothing_else_is_compa
 
 
 def test_kingdee_only_records_are_found_unless_jikeyun_knows_the_key() -> None:
-    finding = check(None, stock("HAND-01"))
+    finding = found(None, stock("HAND-01"))
     assert (finding.key, finding.drift, finding.id, finding.repairable) == ("HAND-01", "kingdee_only", 100001, False)
     assert check(None, stock("SH0002"), known=True) is None  # a source record the scheme does not sync
     assert check(None, None) is None

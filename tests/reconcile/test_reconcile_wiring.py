@@ -48,9 +48,12 @@ def test_the_deployment_step_creates_the_pool_and_puts_back_its_slot_count(airfl
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"pool jikeyun_kingdee_bd_stock_i0134: {TARGET_POOL_SLOTS} slots" in out.stderr
     pool = Pool.get_pool("jikeyun_kingdee_bd_stock_i0134")
+    assert pool is not None and pool.description is not None
     assert pool.slots == TARGET_POOL_SLOTS and "reconcile repair" in pool.description
     ensure_pools([load_scheme(SHIPPED)])  # idempotent
-    assert Pool.get_pool("jikeyun_kingdee_bd_stock_i0134").slots == TARGET_POOL_SLOTS
+    pool = Pool.get_pool("jikeyun_kingdee_bd_stock_i0134")
+    assert pool is not None
+    assert pool.slots == TARGET_POOL_SLOTS
 
 
 def test_sync_loads_take_one_slot_and_the_repair_every_slot_of_the_target_pool(dags) -> None:

@@ -56,7 +56,9 @@ def test_shipped_yaml_scheme_describes_the_warehouse_flow(yaml_scheme: Scheme) -
     assert yaml_scheme.target.form_id == "BD_STOCK"
     assert yaml_scheme.target.rows_per_batch == 100
     assert yaml_scheme.target.fields["FUseOrgId"] == {"FNumber": "I0134"}
-    assert yaml_scheme.start_date.utcoffset().total_seconds() == 8 * 3600
+    offset = yaml_scheme.start_date.utcoffset()
+    assert offset is not None
+    assert offset.total_seconds() == 8 * 3600
     assert yaml_scheme.retries >= 2
 
 

@@ -165,6 +165,7 @@ class Deployment:
         """Wait until the run has finished; fail with its task states and failed task logs unless it succeeded."""
         run = self.wait_until(lambda: (r := self.dag_run(dag_id, run_id))["state"] in ("success", "failed") and r,
                               f"run {run_id} of {dag_id} to finish", timeout)
+        assert run  # wait_until returns only a truthy probe result: the run
         if run["state"] != "success":
             raise AssertionError(f"run {run_id} of {dag_id} is {run['state']}: {self.task_states(dag_id, run_id)}\n"
                                  + self.task_logs(dag_id, run_id))

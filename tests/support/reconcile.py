@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
+
+UTC = timezone.utc  # datetime.UTC is 3.11+; the package supports 3.10
 
 SYNC_DAG_ID = "jikeyun_kingdee_warehouse_I0134"
 RECONCILE_DAG_ID = "jikeyun_kingdee_warehouse_I0134_reconcile"
