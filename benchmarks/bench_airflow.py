@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,7 +69,7 @@ def parse_db_time(value: str | None) -> datetime | None:
     if not value:
         return None
     moment = datetime.fromisoformat(value.replace(" ", "T"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -298,7 +298,9 @@ class Deployment:
             row = self.run_state(dag_id, run_id)
             return row if row is not None and row["state"] in ("success", "failed") else None
 
-        return wait_until(finished, f"run {run_id} to finish", timeout, interval=0.5, alive=self.check_alive)
+        row = wait_until(finished, f"run {run_id} to finish", timeout, interval=0.5, alive=self.check_alive)
+        assert row is not None  # wait_until returns only a truthy answer (or raises)
+        return row
 
     def task_instances(self, dag_id: str, run_id: str) -> list[sqlite3.Row]:
         return self.query(

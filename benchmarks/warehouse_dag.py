@@ -66,7 +66,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +232,7 @@ class Sandboxes:
         return merged
 
     def cpu_seconds(self) -> float:
-        return sum(tree_cpu_seconds(service.process.pid) for service in self.services.values())
+        return float(sum(tree_cpu_seconds(service.process.pid) for service in self.services.values()))
 
 
 # -- what a case must do, and the fewest calls it takes --------------------------------------------------------------
@@ -334,7 +334,7 @@ def minimum_calls(
             count["forbid"] += 1
 
     def batches(n: int) -> int:
-        return math.ceil(n / batch)
+        return -(-n // int(batch))  # ceil(n / batch)
 
     updated = count["update_audited"] + count["update_other"]
     writes = batches(count["create"]) + batches(updated) + batches(count["forbid"]) + batches(count["enable"])
@@ -430,7 +430,7 @@ class RunFigures:
     failure_logs: dict[str, str] = field(default_factory=dict)
 
     def total(self, name: str) -> float:
-        return sum(getattr(t, name) for t in self.tasks.values())
+        return float(sum(getattr(t, name) for t in self.tasks.values()))
 
     @property
     def jikeyun_calls(self) -> int:
@@ -483,14 +483,16 @@ class Bench:
 
     # -- data ----------------------------------------------------------------------------------------------------
     def jikeyun_records(self, window: tuple[datetime, datetime] | None) -> list[dict[str, Any]]:
-        records = control(self.sandboxes.url("jikeyun"), "warehouses")
+        records: list[dict[str, Any]] = control(self.sandboxes.url("jikeyun"), "warehouses")
         if window is None:
             return records
         start, end = (round(t.timestamp() * 1000) for t in window)
         return [r for r in records if start <= int(r["gmtModified"]) <= end]
 
     def kingdee_stocks(self) -> list[dict[str, Any]]:
-        return control(self.sandboxes.url("kingdee"), "stocks", {"org": self.scheme.target.organisation})
+        stocks: list[dict[str, Any]] = control(self.sandboxes.url("kingdee"), "stocks",
+                                                {"org": self.scheme.target.organisation})
+        return stocks
 
     def preload_kingdee(self, renamed_every: int = 10) -> int:
         """Case 2: Kingdee holds every warehouse, audited; every ``renamed_every``-th under another name."""
@@ -584,9 +586,9 @@ class Bench:
                 end=window[1].isoformat(),
                 conf=conf,
             )
-        queued = datetime.now(UTC)
+        queued = datetime.now(timezone.utc)
         row = self.deployment.wait_for_run(self.dag_id, run_id, timeout)
-        ended = parse_db_time(row["end_date"]) or datetime.now(UTC)
+        ended = parse_db_time(row["end_date"]) or datetime.now(timezone.utc)
         cpu_airflow = self.deployment.cpu_seconds() - cpu_airflow
         cpu_sandboxes = self.sandboxes.cpu_seconds() - cpu_sandboxes
         calls = {k: v for k, v in self.sandboxes.calls().items() if ":" not in k}

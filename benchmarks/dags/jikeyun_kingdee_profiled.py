@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 PROFILE = os.environ.get("BENCH_PROFILE")
 
@@ -57,7 +57,8 @@ def _api() -> dict[str, Any]:
     """The API-call accumulator, kept in ``hooks.call_log`` so that it outlives a second parse of this file."""
     from jikeyun_kingdee.hooks import call_log
 
-    return vars(call_log).setdefault("bench_api", {"latency": 0.0, "cpu": 0.0, "calls": Counter()})
+    api: dict[str, Any] = vars(call_log).setdefault("bench_api", {"latency": 0.0, "cpu": 0.0, "calls": Counter()})
+    return api
 
 
 def _timed_logged_call(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -137,7 +138,7 @@ def _build() -> dict[str, Any]:
         for task in dag.tasks:
             callable_ = getattr(task, "python_callable", None)
             if callable_ is not None:
-                task.python_callable = _profiled(task.task_id, callable_)
+                cast(Any, task).python_callable = _profiled(task.task_id, callable_)  # mapped tasks too
     _write("parse", wall=time.perf_counter() - started, cpu=time.process_time() - cpu)
     return dags
 
