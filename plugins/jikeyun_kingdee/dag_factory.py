@@ -68,7 +68,7 @@ def is_fatal(error: BaseException) -> bool:
 
 
 @contextmanager
-def _no_retry_on_fatal() -> Iterator[None]:
+def no_retry_on_fatal() -> Iterator[None]:
     """A fatal upstream error fails the task at once, without task retries."""
     try:
         yield
@@ -99,11 +99,14 @@ def run_staging_folder(scheme: Scheme, context: Mapping[str, Any] | None = None)
     return run_folder(staging_base(), scheme.dag_id, current["run_id"], start, end)
 
 
-def _skip_rejects_alert(callbacks: list[Callable[..., Any]]) -> Callable[[dict[str, Any]], None]:
-    """The report task already sent the richer rejected-records alert: don't send a second one on its failure."""
+def unless_alerted(
+    callbacks: list[Callable[..., Any]], alerted: type[BaseException]
+) -> Callable[[dict[str, Any]], None]:
+    """The failure callbacks of a report task that sends its own, richer alert before it raises ``alerted``
+    (rejected records, drift left): no second alert for that failure."""
 
     def on_failure(context: dict[str, Any]) -> None:
-        if isinstance(context.get("exception"), RejectedRecords):
+        if isinstance(context.get("exception"), alerted):
             return
         for callback in callbacks:
             callback(context)
@@ -149,7 +152,7 @@ def extract_window(scheme: Scheme) -> dict[str, Any]:
     start, end = run_window(context)
     log.info("window: %s → %s", start or "(everything)", end or "")
     read_at = datetime.now(timezone.utc).isoformat()  # the source as it stood from then on (freshness)
-    with _no_retry_on_fatal():
+    with no_retry_on_fatal():
         manifest = pipeline.extract(scheme, JikeyunHook(scheme.source.connection),
                                     run_staging_folder(scheme, context), start, end)
     return {**manifest, "read_at": read_at}
@@ -170,7 +173,7 @@ def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any
         log.info("check_target: nothing to write, the target is not checked")
         return {"skipped": True, "calls": {}}
 
-    with _no_retry_on_fatal():
+    with no_retry_on_fatal():
         return pipeline.check_target(scheme, KingdeeHook(scheme.target.connection))
 
 
@@ -182,7 +185,7 @@ def load_staged_chunk(scheme: Scheme, chunk: dict[str, Any]) -> dict[str, Any]:
     context = get_current_context()
     ledger = SyncLedger(scheme.name)
     try:
-        with _no_retry_on_fatal():
+        with no_retry_on_fatal():
             return pipeline.load_chunk(scheme, KingdeeHook(scheme.target.connection), ledger,
                                        run_staging_folder(scheme, context), chunk, context["run_id"])
     finally:
@@ -244,7 +247,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     def load(chunk: dict[str, Any]) -> dict[str, Any]:
         return load_staged_chunk(scheme, chunk)
 
-    @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_rejects_alert(on_failure),
+    @task(task_id="report", trigger_rule="none_failed", on_failure_callback=unless_alerted(on_failure, RejectedRecords),
           inlets=[source_asset], outlets=[target_asset], **report_args)
     def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
                filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -10,8 +10,7 @@ alerts the scheme's channels whenever it found drift. The steps are :mod:`jikeyu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from jikeyun_kingdee import reconcile_steps
@@ -24,7 +23,7 @@ from jikeyun_kingdee.compat import (
     get_current_context,
     task,
 )
-from jikeyun_kingdee.dag_factory import deadline_wiring, default_args, is_fatal
+from jikeyun_kingdee.dag_factory import deadline_wiring, default_args, no_retry_on_fatal, unless_alerted
 from jikeyun_kingdee.pipeline import target_pool
 from jikeyun_kingdee.pools import TARGET_POOL_SLOTS
 from jikeyun_kingdee.reconcile import CLASSES, describe, summarise
@@ -57,28 +56,6 @@ def repair_enabled(scheme: Scheme, context: Mapping[str, Any]) -> bool:
 
 def _folder(scheme: Scheme, context: Mapping[str, Any]) -> ObjectStoragePath:
     return run_folder(staging_base(), scheme.reconcile_dag_id, context["run_id"], None, None)
-
-
-@contextmanager
-def _no_retry_on_fatal() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        if is_fatal(exc):
-            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-        raise
-
-
-def _skip_drift_alert(callbacks: list[Callable[..., Any]]) -> Callable[[dict[str, Any]], None]:
-    """The report already sent the drift alert: no second (task failed) alert for it."""
-
-    def on_failure(context: dict[str, Any]) -> None:
-        if isinstance(context.get("exception"), DriftLeft):
-            return
-        for callback in callbacks:
-            callback(context)
-
-    return on_failure
 
 
 def build_reconcile_dag(scheme: Scheme) -> DAG:
@@ -116,13 +93,13 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
 
         @task(task_id="read_source")
         def read_source() -> dict[str, Any]:
-            with _no_retry_on_fatal():
+            with no_retry_on_fatal():
                 return reconcile_steps.read_source(scheme, JikeyunHook(source.connection),
                                                    _folder(scheme, get_current_context()))
 
         @task(task_id="read_target")
         def read_target() -> dict[str, Any]:
-            with _no_retry_on_fatal():
+            with no_retry_on_fatal():
                 return reconcile_steps.read_target(scheme, KingdeeHook(target.connection),
                                                    _folder(scheme, get_current_context()))
 
@@ -143,13 +120,13 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
             context = get_current_context()
             ledger = SyncLedger(scheme.name)
             try:
-                with _no_retry_on_fatal():
+                with no_retry_on_fatal():
                     return reconcile_steps.repair(scheme, KingdeeHook(target.connection), ledger,
                                                   _folder(scheme, context), compared, context["run_id"])
             finally:
                 ledger.dispose()
 
-        @task(task_id="report", trigger_rule="none_failed", on_failure_callback=_skip_drift_alert(on_failure),
+        @task(task_id="report", trigger_rule="none_failed", on_failure_callback=unless_alerted(on_failure, DriftLeft),
               **report_sla)
         def report(source_read: dict[str, Any], target_read: dict[str, Any], compared: dict[str, Any],
                    repaired: dict[str, Any] | None) -> dict[str, Any]:
