@@ -22,11 +22,19 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pendulum
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jikeyun_kingdee.records import Warehouse
 
@@ -55,6 +63,17 @@ PLATFORM_OPERATORS: dict[str, Operator] = {
     "in": "in", "notin": "not_in", "gt": "gt", "egt": "ge", "lt": "lt", "elt": "le",
     "isnull": "empty", "notnull": "not_empty",
 }
+
+
+def _cron(value: str) -> str:
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(f"not a cron expression: {value!r}")
+    return value
+
+
+CronExpression = Annotated[str, AfterValidator(_cron)]
 
 
 class SchemeError(ValueError):
@@ -208,17 +227,8 @@ class ReconcileSpec(_Model):
     :param repair: repair the drift it finds (the trigger form's ``repair`` param overrides it per run)
     """
 
-    schedule: str = "30 2 * * *"
+    schedule: CronExpression = "30 2 * * *"
     repair: bool = True
-
-    @field_validator("schedule")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        from croniter import croniter
-
-        if not croniter.is_valid(value):
-            raise ValueError(f"not a cron expression: {value!r}")
-        return value
 
 
 class AlertingConfig(BaseModel):
@@ -269,7 +279,7 @@ class Scheme(_Model):
     description: str = ""
     owner: str = "data-integration"
     tags: list[str] = []
-    schedule: str = "0 * * * *"
+    schedule: CronExpression = "0 * * * *"
     timezone: str = "Asia/Shanghai"
     start_date: datetime
     catchup: bool = True
@@ -292,15 +302,6 @@ class Scheme(_Model):
             pendulum.timezone(value)
         except Exception as exc:
             raise ValueError(f"unknown timezone {value!r}") from exc
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        from croniter import croniter
-
-        if not croniter.is_valid(value):
-            raise ValueError(f"not a cron expression: {value!r}")
         return value
 
     @model_validator(mode="after")
