@@ -327,33 +327,16 @@ class BatchUpsert:
             self.apply(lost, self.look_up(lost), race_allowed=False)
 
     def forbid(self, indices: list[int], existing: dict[str, dict]) -> None:
-        """One Forbid per batch of records; a refusal of a record found forbidden meanwhile is no error."""
-        failed: dict[int, RowResult] = {}
-        for batch in batches(indices, self.rows_per_batch):
-            ids = [self.record_id(existing, i) for i in batch]
-            results = self.hook.forbid(self.form_id, ids=ids, pk_field=self.pk_field, number_field=self.number_field)
-            for i, result in zip(batch, results, strict=True):
-                if result.ok:
-                    self.outcome(i, "forbidden", id=ids[batch.index(i)])
-                else:
-                    failed[i] = result
-        self._settle(failed, existing, "Forbid", FORBIDDEN, "forbidden")
+        """One Forbid per batch of records."""
+        for i, note in self.switch("Forbid", indices, existing).items():
+            self.outcome(i, "forbidden", id=self.record_id(existing, i), message=note)
 
     def enable(self, indices: list[int], existing: dict[str, dict], followed_by: set[int]) -> set[int]:
         """One Enable per batch of records; returns the rows refused.
 
         :param followed_by: rows that are updated or approved next (their outcome comes from that step)
         """
-        failed: dict[int, RowResult] = {}
-        for batch in batches(indices, self.rows_per_batch):
-            ids = [self.record_id(existing, i) for i in batch]
-            results = self.hook.enable(self.form_id, ids=ids, pk_field=self.pk_field, number_field=self.number_field)
-            for i, result in zip(batch, results, strict=True):
-                if result.ok:
-                    self.enabled.add(i)
-                else:
-                    failed[i] = result
-        self._settle(failed, existing, "Enable", "A", None)
+        self.enabled.update(self.switch("Enable", indices, existing))
         for i in indices:
             if i in self.enabled:
                 existing[self.number(i)][FORBID_FIELD] = "A"
@@ -361,23 +344,33 @@ class BatchUpsert:
                     self.outcome(i, "enabled", id=self.record_id(existing, i), message="enabled; fields unchanged")
         return {i for i in indices if i not in self.enabled}
 
-    def _settle(self, failed: dict[int, RowResult], existing: dict[str, dict], operation: str, wanted: str,
-                status: Status | None) -> None:
-        """Rows whose Forbid/Enable was refused: one status read; those in the wanted status meanwhile are done."""
-        if not failed:
-            return
-        now = self.statuses([self.record_id(existing, i) for i in failed], FORBID_FIELD)
+    def switch(self, operation: Literal["Forbid", "Enable"], indices: list[int],
+               existing: dict[str, dict]) -> dict[int, str | None]:
+        """Forbid or Enable the records, one call per batch; a refused record gets one status read, and is done when
+        it is in the wanted status meanwhile (else rejected here).
+
+        :return: row → ``None`` (switched) or the note of a refusal of a record found switched already
+        """
+        wanted, call = (FORBIDDEN, self.hook.forbid) if operation == "Forbid" else ("A", self.hook.enable)
+        done: dict[int, str | None] = {}
+        failed: dict[int, RowResult] = {}
+        for batch in batches(indices, self.rows_per_batch):
+            ids = [self.record_id(existing, i) for i in batch]
+            results = call(self.form_id, ids=ids, pk_field=self.pk_field, number_field=self.number_field)
+            for i, result in zip(batch, results, strict=True):
+                if result.ok:
+                    done[i] = None
+                else:
+                    failed[i] = result
+        now = self.statuses([self.record_id(existing, i) for i in failed], FORBID_FIELD) if failed else {}
         for i, result in failed.items():
             record_id = self.record_id(existing, i)
             if now.get(record_id) == wanted:
-                if status is None:
-                    self.enabled.add(i)
-                else:
-                    self.outcome(i, status, id=record_id,
-                                 message=f"{operation}: {result.message}; status already {wanted}")
+                done[i] = f"{operation}: {result.message}; status already {wanted}"
             else:
                 self.outcome(i, "rejected", id=record_id, field=result.field,
                              message=f"{operation} failed: {result.message}")
+        return done
 
     def create(self, indices: list[int]) -> list[int]:
         """Save the new rows as the approval mode says; returns the rows lost to a concurrent writer."""
