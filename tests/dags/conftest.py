@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,39 +18,25 @@ from tests.support.dag_timeline import (
     MODIFIED_FROM,
     MODIFIED_TO,
 )
+from tests.support.sandboxes import connected_jikeyun, connected_kingdee, local_staging
 
 
 @pytest.fixture
 def jikeyun(monkeypatch: pytest.MonkeyPatch) -> Iterator[JikeyunSandbox]:
-    sandbox = JikeyunSandbox(appsecret=JIKEYUN_SECRET, warehouses=1000, seed=11,
-                             modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO)
-    with sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_JIKEYUN_DEFAULT", json.dumps({
-            "conn_type": "jikeyun", "host": sandbox.url, "login": sandbox.appkey, "password": JIKEYUN_SECRET,
-            "extra": {"max_calls_per_second": 200},
-        }))
+    with connected_jikeyun(monkeypatch, JIKEYUN_SECRET, warehouses=1000, seed=11,
+                           modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as sandbox:
         yield sandbox
 
 
 @pytest.fixture
 def kingdee(monkeypatch: pytest.MonkeyPatch) -> Iterator[KingdeeSandbox]:
-    sandbox = KingdeeSandbox(password=KINGDEE_PASSWORD, app_secret=KINGDEE_APP_SECRET)
-    with sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps({
-            "conn_type": "kingdee", "host": f"{sandbox.url}/k3cloud/", "login": "webapi", "password": KINGDEE_PASSWORD,
-            "extra": {"acct_id": sandbox.acct_id, "auth": "password"},
-        }))
+    with connected_kingdee(monkeypatch, KINGDEE_PASSWORD, app_secret=KINGDEE_APP_SECRET) as sandbox:
         yield sandbox
 
 
 @pytest.fixture
 def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "staging"
-    monkeypatch.setenv("AIRFLOW__JIKEYUN_KINGDEE__STAGING_BASE", f"file://{folder}")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_JIKEYUN_KINGDEE_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")})
-    )
-    return folder
+    return local_staging(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -24,28 +24,19 @@ from tests.support.reconcile import (
     WAREHOUSES,
     WECOM_KEY,
 )
+from tests.support.sandboxes import connected_jikeyun, connected_kingdee, local_staging
 
 
 @pytest.fixture
 def jikeyun(monkeypatch: pytest.MonkeyPatch) -> Iterator[JikeyunSandbox]:
-    sandbox = JikeyunSandbox(appsecret=JIKEYUN_SECRET, warehouses=WAREHOUSES, seed=23,
-                             modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO)
-    with sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_JIKEYUN_DEFAULT", json.dumps({
-            "conn_type": "jikeyun", "host": sandbox.url, "login": sandbox.appkey, "password": JIKEYUN_SECRET,
-            "extra": {"max_calls_per_second": 200},
-        }))
+    with connected_jikeyun(monkeypatch, JIKEYUN_SECRET, warehouses=WAREHOUSES, seed=23,
+                           modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as sandbox:
         yield sandbox
 
 
 @pytest.fixture
 def kingdee(monkeypatch: pytest.MonkeyPatch) -> Iterator[KingdeeSandbox]:
-    sandbox = KingdeeSandbox(password=KINGDEE_PASSWORD)
-    with sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_KINGDEE_DEFAULT", json.dumps({
-            "conn_type": "kingdee", "host": f"{sandbox.url}/k3cloud/", "login": "webapi", "password": KINGDEE_PASSWORD,
-            "extra": {"acct_id": sandbox.acct_id, "auth": "password"},
-        }))
+    with connected_kingdee(monkeypatch, KINGDEE_PASSWORD) as sandbox:
         yield sandbox
 
 
@@ -60,11 +51,7 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "staging"
-    monkeypatch.setenv("AIRFLOW__JIKEYUN_KINGDEE__STAGING_BASE", f"file://{folder}")
-    monkeypatch.setenv("AIRFLOW_CONN_JIKEYUN_KINGDEE_LEDGER",
-                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")}))
-    return folder
+    return local_staging(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")
