@@ -24,19 +24,19 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
 from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
+from jikeyun_kingdee.transform import chunked
 
 if TYPE_CHECKING:
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook, RowResult
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 Approval = Literal["auto", "explicit", "none"]
 State = Literal["active", "blocked", "deleted"]
@@ -219,12 +219,6 @@ def plan_rows(
     return plan
 
 
-def batches(items: list[T], size: int) -> Iterator[list[T]]:
-    """``items`` in consecutive slices of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 # -- calls ------------------------------------------------------------------------------------------------------
 @dataclass
 class BatchUpsert:
@@ -277,18 +271,18 @@ class BatchUpsert:
             numbers = [n for n in numbers if n not in found]
             log.info("look-up: the organisation holds more than %d pages; asking %d numbers by IN",
                      plan.max_pages, len(numbers))
-        for part in batches(numbers, self.lookup_limit):
+        for part in chunked(numbers, self.lookup_limit):
             where = f"{in_filter(self.number_field, part)} and {in_org}"
-            found.update({str(r[self.number_field]): r for r in self.hook.query(self.form_id, keys, where,
-                                                                                  Limit=self.lookup_limit)})
+            rows = self.hook.query(self.form_id, keys, where, Limit=self.lookup_limit, TopRowCount=len(part))
+            found.update({str(r[self.number_field]): r for r in rows})  # numbers are unique: at most one row each
         return found
 
     def statuses(self, ids: list[int], field_name: str) -> dict[int, Any]:
         """record id → ``field_name`` of the records with these ids (IN-queries of up to L ids)."""
         found: dict[int, Any] = {}
-        for part in batches(sorted(set(ids)), self.lookup_limit):
+        for part in chunked(sorted(set(ids)), self.lookup_limit):
             for row in self.hook.query(self.form_id, [self.pk_field, field_name], in_filter(self.pk_field, part),
-                                       Limit=self.lookup_limit):
+                                       Limit=self.lookup_limit, TopRowCount=len(part)):
                 found[int(row[self.pk_field])] = row.get(field_name)
         return found
 
@@ -338,10 +332,8 @@ class BatchUpsert:
         """
         self.enabled.update(self.switch("Enable", indices, existing))
         for i in indices:
-            if i in self.enabled:
-                existing[self.number(i)][FORBID_FIELD] = "A"
-                if i not in followed_by:
-                    self.outcome(i, "enabled", id=self.record_id(existing, i), message="enabled; fields unchanged")
+            if i in self.enabled and i not in followed_by:
+                self.outcome(i, "enabled", id=self.record_id(existing, i), message="enabled; fields unchanged")
         return {i for i in indices if i not in self.enabled}
 
     def switch(self, operation: Literal["Forbid", "Enable"], indices: list[int],
@@ -354,7 +346,7 @@ class BatchUpsert:
         wanted, call = (FORBIDDEN, self.hook.forbid) if operation == "Forbid" else ("A", self.hook.enable)
         done: dict[int, str | None] = {}
         failed: dict[int, RowResult] = {}
-        for batch in batches(indices, self.rows_per_batch):
+        for batch in chunked(indices, self.rows_per_batch):
             ids = [self.record_id(existing, i) for i in batch]
             results = call(self.form_id, ids=ids, pk_field=self.pk_field, number_field=self.number_field)
             for i, result in zip(batch, results, strict=True):
@@ -385,7 +377,7 @@ class BatchUpsert:
         """BatchSave with ``IsAutoSubmitAndAudit``; returns the rows to try on the explicit path."""
         explicit: list[int] = []
         unverified: dict[int, int] = {}  # saved id → row, when the server did not echo the status
-        for batch in batches(indices, self.rows_per_batch):
+        for batch in chunked(indices, self.rows_per_batch):
             results = self.hook.batch_save(self.form_id, [self.rows[i] for i in batch], pk_field=self.pk_field,
                                            number_field=self.number_field, auto_submit_and_audit=True)
             for i, result in zip(batch, results, strict=True):
@@ -421,7 +413,7 @@ class BatchUpsert:
         """UnAudit the audited records among ``updates`` (per batch); returns the rows that may be saved."""
         audited = [i for i in updates if existing[self.number(i)].get(STATUS_FIELD) == AUDITED]
         failed = set()
-        for batch in batches(audited, self.rows_per_batch):
+        for batch in chunked(audited, self.rows_per_batch):
             ids = [self.record_id(existing, i) for i in batch]
             for i, result in zip(batch, self.hook.unaudit(self.form_id, ids=ids), strict=True):
                 if result.ok:
@@ -434,7 +426,7 @@ class BatchUpsert:
 
     def save(self, indices: list[int], existing: dict[str, dict]) -> None:
         """BatchSave per batch, without the flag: new rows, or changed rows with their primary key."""
-        for batch in batches(indices, self.rows_per_batch):
+        for batch in chunked(indices, self.rows_per_batch):
             records = [existing.get(self.number(i)) for i in batch]
             models = [{self.pk_field: int(r[self.pk_field]), **self.rows[i]} if r else dict(self.rows[i])
                       for i, r in zip(batch, records, strict=True)]
@@ -458,13 +450,13 @@ class BatchUpsert:
         to_submit = [i for i, s in self.to_approve.items() if s in SUBMITTABLE]
         to_audit = [i for i, s in self.to_approve.items() if s == SUBMITTED]
         failures: dict[int, str] = {}
-        for ids in batches(to_submit, self.rows_per_batch):
+        for ids in chunked(to_submit, self.rows_per_batch):
             for record_id, result in zip(ids, self.hook.submit(self.form_id, ids=ids), strict=True):
                 if result.ok:
                     to_audit.append(record_id)
                 else:
                     failures[record_id] = f"Submit failed: {result.message}"
-        for ids in batches(to_audit, self.rows_per_batch):
+        for ids in chunked(to_audit, self.rows_per_batch):
             for record_id, result in zip(ids, self.hook.audit(self.form_id, ids=ids), strict=True):
                 if not result.ok:
                     failures[record_id] = f"Audit failed: {result.message}"

@@ -237,6 +237,13 @@ def test_query_continues_when_the_server_cuts_a_page_silently(hook, sandbox) -> 
     assert hook.call_counts["ExecuteBillQuery"] == 2 and hook.query_limit == 2000
 
 
+def test_a_silently_cut_page_is_known_before_the_caller_sees_it(hook, sandbox) -> None:
+    sandbox.configure(query_limit=2000, query_over_limit="truncate")
+    sandbox.add_stocks([warehouse(f"WH{i:04d}") for i in range(2100)])
+    first = next(iter(hook.query_pages("BD_STOCK", ["FNumber"], Limit=2001)))
+    assert len(first) == 2000 and hook.query_limit == 2000  # so a caller does not take the page as the last one
+
+
 def test_top_row_count_stops_paging(hook, sandbox) -> None:
     sandbox.add_stocks([warehouse("WH1"), warehouse("WH2")])
     assert len(hook.query("BD_STOCK", ["FNumber"], TopRowCount=1, Limit=1)) == 1

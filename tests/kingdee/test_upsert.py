@@ -316,3 +316,10 @@ def test_scope_look_up_of_a_larger_organisation_than_thought_stays_bounded(hook,
     outcomes = run(hook, rows, approval="none", lookup_limit=10, known_records=0)
     assert [o.status for o in outcomes] == ["unchanged"] * 5 + ["created"] * 40
     assert hook.call_counts["ExecuteBillQuery"] == 4 + 5  # 4 scope pages, then the 45 numbers by IN: < 2 × 5
+
+
+def test_an_in_look_up_of_numbers_that_all_exist_reads_no_empty_page(hook, sandbox) -> None:
+    sandbox.add_stocks([warehouse(f"OLD{i:02d}") for i in range(10)])
+    outcomes = run(hook, [warehouse(f"OLD{i:02d}") for i in range(10)], approval="none", lookup_limit=10)
+    assert [o.status for o in outcomes] == ["unchanged"] * 10
+    assert hook.call_counts["ExecuteBillQuery"] == 1  # a full page of the 10 numbers asked is all there is

@@ -693,17 +693,16 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
                                  limit, exc, SAFE_QUERY_LIMIT)
                 self.query_limit = limit = SAFE_QUERY_LIMIT
                 continue
-            yield reply
             got = len(reply)
-            start += got
-            if top and start >= top:
-                return
-            if got < limit:
-                if got not in KNOWN_SERVER_LIMITS:
-                    return
+            done = bool(top) and start + got >= top
+            if not done and got < limit and got in KNOWN_SERVER_LIMITS:  # known before the caller sees the page
                 self.log.warning("Kingdee ExecuteBillQuery: asked %d rows, got %d; taking %d as the server's limit",
                                  limit, got, got)
                 self.query_limit = limit = got
+            yield reply
+            start += got
+            if done or got < limit:
+                return
 
     def query_pages(
         self, form_id: str, field_keys: list[str] | str, filter_string: str = "", **options: Any
