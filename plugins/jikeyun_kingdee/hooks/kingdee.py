@@ -48,7 +48,6 @@ AUTH_OPERATIONS = frozenset({"ValidateUser", "LoginByAppSecret", "LoginBySign"})
 # cannot duplicate data (a replay answers "already audited"), so they are replayed like reads.
 CHECKED_OPERATIONS = frozenset({"Save", "BatchSave", "ExcuteOperation"})
 MSG_SESSION_LOST = 1
-MSG_PARAMETER = 8
 MSG_VALIDATION = 11
 SECRET_XOR_KEY = b"0054f397c6234378b09ca7d3e5debce7"  # ROT13 of the SDK's "0054s397p6234378o09pn7q3r5qropr7"
 # ExecuteBillQuery's ``Limit``: today's doc caps it at 10000, an older version at 2000, and servers of that age
@@ -419,7 +418,6 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
         """One HTTP request; raises typed errors; returns the decoded JSON body."""
         prefix = SERVICE_PREFIX["auth" if operation in AUTH_OPERATIONS else "form"]
         checked = operation in CHECKED_OPERATIONS
-        self.get_conn()
         self.call_counts[operation] += 1
         try:
             response = self.run(f"{prefix}{operation}.common.kdsvc", json=body)
