@@ -27,13 +27,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import pendulum
-from airflow.providers.dingding.hooks.dingding import DingdingHook
-from airflow.providers.http.hooks.http import HttpHook
-from airflow.providers.smtp.hooks.smtp import SmtpHook
 from pydantic import BaseModel, Field, field_validator
 
 from jikeyun_kingdee.compat import (
@@ -49,12 +46,16 @@ from jikeyun_kingdee.compat import (
 from jikeyun_kingdee.records import BEIJING
 from jikeyun_kingdee.scheme import AlertingConfig as AlertingConfig
 
+if TYPE_CHECKING:  # the channels' provider hooks are imported when an alert is sent, not when a DAG file is parsed
+    from airflow.providers.http.hooks.http import HttpHook
+
 log = logging.getLogger(__name__)
 
 AlertKind = Literal["task_failed", "rejected_records", "deadline_missed", "drift_found"]
 
 MAX_ERROR_CHARS = 1500
 MAX_REJECTED_IDS = 20
+WECOM_HOST = "https://qyapi.weixin.qq.com"
 REQUEST_TIMEOUT = 30  # seconds, per robot call
 DINGTALK_ENDPOINT = "robot/send"
 WECOM_ENDPOINT = "cgi-bin/webhook/send"
@@ -270,13 +271,9 @@ def _post_to_robot(hook: HttpHook, robot: str, endpoint: str, params: dict[str, 
         raise AlertDeliveryError(f"{robot} robot answered errcode {answer.get('errcode')}: {answer.get('errmsg')}")
 
 
-class _WecomRobotHook(HttpHook):
-    """HTTP hook whose host defaults to the WeCom API."""
-
-    default_host = "https://qyapi.weixin.qq.com"
-
-
 def _deliver_dingtalk(alert: Alert, conn_id: str) -> None:
+    from airflow.providers.dingding.hooks.dingding import DingdingHook
+
     hook = DingdingHook(dingding_conn_id=conn_id)  # base URL from the connection host, default oapi.dingtalk.com
     conn = hook.get_connection(conn_id)
     token, sign_secret = conn.password, conn.extra_dejson.get("sign_secret")
@@ -292,7 +289,10 @@ def _deliver_dingtalk(alert: Alert, conn_id: str) -> None:
 
 
 def _deliver_wecom(alert: Alert, conn_id: str) -> None:
-    hook = _WecomRobotHook(method="POST", http_conn_id=conn_id)
+    from airflow.providers.http.hooks.http import HttpHook
+
+    hook = HttpHook(method="POST", http_conn_id=conn_id)
+    hook.default_host = WECOM_HOST  # when the connection has no host
     key = hook.get_connection(conn_id).password
     with _masked_errors("wecom", key):
         if not key:
@@ -302,6 +302,8 @@ def _deliver_wecom(alert: Alert, conn_id: str) -> None:
 
 
 def _deliver_email(alert: Alert, conn_id: str, to: list[str]) -> None:
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
     subject, body = render_email(alert)
     hook = SmtpHook(smtp_conn_id=conn_id)
     with _masked_errors("email", hook.get_connection(conn_id).password), hook:
