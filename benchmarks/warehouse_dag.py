@@ -465,10 +465,11 @@ class Bench:
         self.deployment.start()
 
     def target_pool(self) -> str | None:
-        from jikeyun_kingdee import pipeline
-
-        target_pool = getattr(pipeline, "target_pool", None)
-        return str(target_pool(self.scheme)) if target_pool is not None else None
+        try:
+            from jikeyun_kingdee.pools import target_pool
+        except ImportError:  # the package before target pools (the benchmark's "before" figures)
+            return None
+        return target_pool(self.scheme)
 
     def stop(self) -> None:
         self.deployment.stop()

@@ -18,6 +18,7 @@ from typing import Any
 
 from jikeyun_kingdee import lineage, metrics, pipeline
 from jikeyun_kingdee.alerting import (
+    AlertDeliveryError,
     AlertingConfig,
     deadline_alert,
     failure_callbacks,
@@ -34,6 +35,7 @@ from jikeyun_kingdee.compat import (
     get_current_context,
     task,
 )
+from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, target_pool
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
 from jikeyun_kingdee.staging import run_folder, staging_base
 
@@ -78,16 +80,20 @@ def no_retry_on_fatal() -> Iterator[None]:
         raise
 
 
+def run_conf(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's conf, where the trigger form puts its params (``full_resync``, ``repair``).
+
+    Read there, not from the task's ``params``: those are resolved onto the task object, which ``dag.test()`` reuses
+    from one run to the next."""
+    dag_run = context.get("dag_run")
+    return dict(getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+
+
 def run_window(context: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
     """The window a run reads: its data interval, or ``(None, None)`` (everything) for a full resync or a run
-    without a data interval (e.g. triggered manually with ``logical_date: null``).
-
-    The trigger form's ``full_resync`` is read from the run's conf (where the form puts it), not from the task's
-    ``params``: those are resolved onto the task object, which ``dag.test()`` reuses from one run to the next."""
-    dag_run = context.get("dag_run")
-    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    without a data interval (e.g. triggered manually with ``logical_date: null``)."""
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if conf.get("full_resync") is True or start is None or end is None:
+    if run_conf(context).get("full_resync") is True or start is None or end is None:
         return None, None
     return start, end
 
@@ -164,11 +170,8 @@ def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook
     from jikeyun_kingdee.ledger import SyncLedger
 
-    ledger = SyncLedger(scheme.name)
-    try:
+    with SyncLedger(scheme.name) as ledger:
         pending = pipeline.has_pending_writes(ledger, filtered["chunks"])
-    finally:
-        ledger.dispose()
     if not pending:
         log.info("check_target: nothing to write, the target is not checked")
         return {"skipped": True, "calls": {}}
@@ -183,13 +186,9 @@ def load_staged_chunk(scheme: Scheme, chunk: dict[str, Any]) -> dict[str, Any]:
     from jikeyun_kingdee.ledger import SyncLedger
 
     context = get_current_context()
-    ledger = SyncLedger(scheme.name)
-    try:
-        with no_retry_on_fatal():
-            return pipeline.load_chunk(scheme, KingdeeHook(scheme.target.connection), ledger,
-                                       run_staging_folder(scheme, context), chunk, context["run_id"])
-    finally:
-        ledger.dispose()
+    with SyncLedger(scheme.name) as ledger, no_retry_on_fatal():
+        return pipeline.load_chunk(scheme, KingdeeHook(scheme.target.connection), ledger,
+                                   run_staging_folder(scheme, context), chunk, context["run_id"])
 
 
 def report_run(scheme: Scheme, manifests: dict[str, dict[str, Any]], loaded: list[dict[str, Any]]) -> dict[str, Any]:
@@ -204,7 +203,10 @@ def report_run(scheme: Scheme, manifests: dict[str, dict[str, Any]], loaded: lis
     metrics.emit_records(scheme.dag_id, summary)
     if summary["rejected"]:
         counts = {k: v for k, v in summary.items() if isinstance(v, int)}
-        notify_rejects(context, scheme.alerting, counts=counts, rejected=summary["rejected_keys"])
+        try:
+            notify_rejects(context, scheme.alerting, counts=counts, rejected=summary["rejected_keys"])
+        except AlertDeliveryError as exc:  # the run fails below all the same: a retry would count the records again
+            log.error("rejected-records alert of %s not delivered: %s", context["run_id"], exc)
         raise RejectedRecords(
             f"{summary['rejected']} record(s) rejected: {', '.join(summary['rejected_keys'][:50])} "
             f"(reasons in the staged rejects and load results of run {context['run_id']})"
@@ -243,7 +245,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         return chunks
 
     # one slot of the target's pool (jikeyun_kingdee.pools): the reconcile's repair takes all of them
-    @task(task_id="load", max_active_tis_per_dagrun=4, pool=pipeline.target_pool(scheme), pool_slots=1)
+    @task(task_id="load", max_active_tis_per_dagrun=TARGET_POOL_SLOTS, pool=target_pool(scheme), pool_slots=1)
     def load(chunk: dict[str, Any]) -> dict[str, Any]:
         return load_staged_chunk(scheme, chunk)
 

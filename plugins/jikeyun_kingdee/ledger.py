@@ -172,3 +172,9 @@ class SyncLedger:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> SyncLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()

@@ -11,10 +11,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ParamSpec
@@ -30,10 +29,12 @@ from jikeyun_kingdee.staging import (
     fresh_folder,
     ndjson_writer,
     read_ndjson,
+    read_parts,
     write_lines,
     write_ndjson,
+    write_parts,
 )
-from jikeyun_kingdee.transform import chunked, rows_per_load_chunk, staged_state, transform_record
+from jikeyun_kingdee.transform import rows_per_load_chunk, staged_state, transform_record
 from jikeyun_kingdee.upsert import upsert
 
 if TYPE_CHECKING:
@@ -46,13 +47,6 @@ log = logging.getLogger(__name__)
 STAGED_PAGE_RECORDS = 1000  # records per staged file of extract and transform
 LOGGED_REJECTS = 20  # rejects named one by one in the task log (all of them are in the staged rejects file)
 REPORTED_REJECTS = 200  # rejected keys named in the run's summary (XCom) and alert
-
-
-def target_pool(scheme: Scheme) -> str:
-    """The Airflow pool of the scheme's target: ``jikeyun_kingdee_<form>_<organisation>``, lower case, characters
-    other than letters, digits and ``_`` replaced by ``_``. Every load into that form and organisation runs in it."""
-    target = scheme.target
-    return re.sub(r"[^a-z0-9_]", "_", f"jikeyun_kingdee_{target.form_id}_{target.organisation}".lower())
 
 
 class TargetNotReady(RuntimeError):
@@ -75,17 +69,8 @@ def timed(step: Callable[StepArgs, dict[str, Any]]) -> Callable[StepArgs, dict[s
 
 
 def _write_parts(folder: ObjectStoragePath, prefix: str, records: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
-    paths, total = [], 0
-    for number, part in enumerate(chunked(records, STAGED_PAGE_RECORDS)):
-        path = folder / f"{prefix}-{number:05d}.ndjson"
-        total += write_ndjson(path, part)
-        paths.append(str(path))
-    return paths, total
-
-
-def _read_parts(paths: Sequence[str]) -> Iterator[dict[str, Any]]:
-    for path in paths:
-        yield from read_ndjson(path)
+    parts = write_parts(folder, prefix, records, STAGED_PAGE_RECORDS)
+    return [path for path, _ in parts], sum(count for _, count in parts)
 
 
 # -- steps ------------------------------------------------------------------------------------------------------
@@ -155,7 +140,7 @@ def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, An
 
         def items() -> Iterator[dict[str, Any]]:
             nonlocal rejected
-            for position, raw in enumerate(_read_parts(extracted["pages"])):
+            for position, raw in enumerate(read_parts(extracted["pages"])):
                 try:
                     yield transform_record(scheme, raw)
                 except (ValueError, TypeError) as exc:
@@ -186,7 +171,7 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str
     out = fresh_folder(folder / "filter")
 
     def entries() -> Iterator[tuple[str, int, str | None, str | None]]:
-        for position, item in enumerate(_read_parts(transformed["parts"])):
+        for position, item in enumerate(read_parts(transformed["parts"])):
             state = staged_state(source.condition, scheme.lifecycle, item["source"])
             staged = None if state is None else encode(
                 {"key": item["key"], "modified": item["modified"], "row": item["row"], "state": state})
@@ -231,15 +216,22 @@ def ledger_verdict(item: dict[str, Any], entry: Applied | None, digest: str, *, 
     return None
 
 
+def _verdicts(
+    ledger: SyncLedger, items: list[dict[str, Any]], *, verify: bool
+) -> list[tuple[str | None, Applied | None, str]]:
+    """Per item: its :func:`ledger_verdict`, the ledger's entry and the hash of its row and state."""
+    entries = ledger.entries(item["key"] for item in items)
+    verdicts = []
+    for item in items:
+        entry, digest = entries.get(item["key"]), row_hash(item["row"], item["state"])
+        verdicts.append((ledger_verdict(item, entry, digest, verify=verify), entry, digest))
+    return verdicts
+
+
 def has_pending_writes(ledger: SyncLedger, chunks: Iterable[dict[str, Any]]) -> bool:
     """Whether any staged item needs a Kingdee call (one the ledger does not know as written exactly so, or older)."""
-    for chunk in chunks:
-        items = list(_chunk_items(chunk))
-        entries = ledger.entries(item["key"] for item in items)
-        if any(ledger_verdict(item, entries.get(item["key"]), row_hash(item["row"], item["state"]), verify=False)
-               is None for item in items):
-            return True
-    return False
+    return any(verdict is None for chunk in chunks
+               for verdict, _, _ in _verdicts(ledger, list(_chunk_items(chunk)), verify=False))
 
 
 @timed
@@ -266,13 +258,11 @@ def load_chunk(
     out = folder / "load"
     out.mkdir(parents=True, exist_ok=True)
     items = list(_chunk_items(chunk))
-    entries = ledger.entries(item["key"] for item in items)
+    verdicts = _verdicts(ledger, items, verify=verify)
+    digests = [digest for _, _, digest in verdicts]
     results: list[dict[str, Any] | None] = [None] * len(items)
-    digests = [row_hash(item["row"], item["state"]) for item in items]
     todo = []
-    for position, item in enumerate(items):
-        entry = entries.get(item["key"])
-        verdict = ledger_verdict(item, entry, digests[position], verify=verify)
+    for position, (item, (verdict, entry, _)) in enumerate(zip(items, verdicts, strict=True)):
         if verdict is None:
             todo.append(position)
             continue
@@ -286,7 +276,7 @@ def load_chunk(
             hook, target.form_id, [items[p]["row"] for p in todo], states=[items[p]["state"] for p in todo],
             org_number=target.organisation, number_field=target.number_field, pk_field=target.pk_field,
             approval=target.approval, rows_per_batch=target.rows_per_batch, lookup_limit=target.lookup_limit,
-            known_records=ledger.count(),
+            known_records=ledger.count() if len(todo) > target.lookup_limit else None,  # only then can it matter
         )
         applied: dict[str, Applied] = {}
         for outcome in outcomes:

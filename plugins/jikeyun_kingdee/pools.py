@@ -1,6 +1,6 @@
 """The Airflow pools that keep the writers of one Kingdee target apart, and the command that creates them.
 
-Every sync ``load`` task runs in the pool of its target (:func:`jikeyun_kingdee.pipeline.target_pool`, one per form
+Every sync ``load`` task runs in the pool of its target (:func:`target_pool`, one per form
 and organisation) and takes one slot; the reconcile's ``repair`` task takes all :data:`TARGET_POOL_SLOTS` slots, so
 it runs only when no load of that target runs, and no load starts while it runs.
 
@@ -21,15 +21,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from jikeyun_kingdee.pipeline import target_pool
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
 
-TARGET_POOL_SLOTS = 4  # = the sync's parallel load tasks per run (max_active_tis_per_dagrun of ``load``)
+TARGET_POOL_SLOTS = 4  # also the sync's parallel load tasks per run (max_active_tis_per_dagrun of ``load``)
+
+
+def target_pool(scheme: Scheme) -> str:
+    """The Airflow pool of the scheme's target: ``jikeyun_kingdee_<form>_<organisation>``, lower case, characters
+    other than letters, digits and ``_`` replaced by ``_``. Every load into that form and organisation runs in it."""
+    target = scheme.target
+    return re.sub(r"[^a-z0-9_]", "_", f"jikeyun_kingdee_{target.form_id}_{target.organisation}".lower())
 
 
 def target_pools(schemes: Iterable[Scheme]) -> dict[str, dict[str, Any]]:

@@ -23,9 +23,8 @@ from jikeyun_kingdee.compat import (
     get_current_context,
     task,
 )
-from jikeyun_kingdee.dag_factory import deadline_wiring, default_args, no_retry_on_fatal, unless_alerted
-from jikeyun_kingdee.pipeline import target_pool
-from jikeyun_kingdee.pools import TARGET_POOL_SLOTS
+from jikeyun_kingdee.dag_factory import deadline_wiring, default_args, no_retry_on_fatal, run_conf, unless_alerted
+from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, target_pool
 from jikeyun_kingdee.reconcile import CLASSES, describe, summarise
 from jikeyun_kingdee.scheme import Scheme
 from jikeyun_kingdee.staging import ObjectStoragePath, run_folder, staging_base
@@ -45,12 +44,8 @@ class DriftLeft(AirflowFailException):
 
 
 def repair_enabled(scheme: Scheme, context: Mapping[str, Any]) -> bool:
-    """The run's ``repair`` choice: the trigger form's param (in the run's conf), else the scheme's default.
-
-    Read from the conf, not from the task's ``params``: ``dag.test()`` reuses task objects across runs."""
-    dag_run = context.get("dag_run")
-    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
-    value = conf.get("repair")
+    """The run's ``repair`` choice: the trigger form's param (:func:`run_conf`), else the scheme's default."""
+    value = run_conf(context).get("repair")
     return value if isinstance(value, bool) else scheme.reconcile.repair
 
 
@@ -59,11 +54,8 @@ def _folder(scheme: Scheme, context: Mapping[str, Any]) -> ObjectStoragePath:
 
 
 def build_reconcile_dag(scheme: Scheme) -> DAG:
-    """The DAG ``jikeyun_kingdee_<scheme name>_reconcile``."""
-    from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
-    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
-    from jikeyun_kingdee.ledger import SyncLedger
-
+    """The DAG ``jikeyun_kingdee_<scheme name>_reconcile`` (hooks and the ledger are imported by the tasks that use
+    them, not when the DAG file is parsed)."""
     alerting, source, target = scheme.alerting, scheme.source, scheme.target
     on_failure = failure_callbacks(alerting)
     dag_kwargs, report_sla = deadline_wiring(alerting)
@@ -93,12 +85,16 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
 
         @task(task_id="read_source")
         def read_source() -> dict[str, Any]:
+            from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
+
             with no_retry_on_fatal():
                 return reconcile_steps.read_source(scheme, JikeyunHook(source.connection),
                                                    _folder(scheme, get_current_context()))
 
         @task(task_id="read_target")
         def read_target() -> dict[str, Any]:
+            from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+
             with no_retry_on_fatal():
                 return reconcile_steps.read_target(scheme, KingdeeHook(target.connection),
                                                    _folder(scheme, get_current_context()))
@@ -117,14 +113,13 @@ def build_reconcile_dag(scheme: Scheme) -> DAG:
 
         @task(task_id="repair", pool=pool, pool_slots=TARGET_POOL_SLOTS)
         def repair(compared: dict[str, Any]) -> dict[str, Any]:
+            from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+            from jikeyun_kingdee.ledger import SyncLedger
+
             context = get_current_context()
-            ledger = SyncLedger(scheme.name)
-            try:
-                with no_retry_on_fatal():
-                    return reconcile_steps.repair(scheme, KingdeeHook(target.connection), ledger,
-                                                  _folder(scheme, context), compared, context["run_id"])
-            finally:
-                ledger.dispose()
+            with SyncLedger(scheme.name) as ledger, no_retry_on_fatal():
+                return reconcile_steps.repair(scheme, KingdeeHook(target.connection), ledger,
+                                              _folder(scheme, context), compared, context["run_id"])
 
         @task(task_id="report", trigger_rule="none_failed", on_failure_callback=unless_alerted(on_failure, DriftLeft),
               **report_sla)

@@ -36,7 +36,9 @@ from jikeyun_kingdee.staging import (
     ObjectStoragePath,
     fresh_folder,
     read_ndjson,
+    read_parts,
     write_ndjson,
+    write_parts,
 )
 from jikeyun_kingdee.transform import chunked
 
@@ -61,11 +63,6 @@ def _columns(scheme: Scheme) -> dict[str, str]:
 def _fields(scheme: Scheme) -> list[str]:
     target = scheme.target
     return query_fields(_columns(scheme), number_field=target.number_field, pk_field=target.pk_field)
-
-
-def needs_audit(scheme: Scheme) -> bool:
-    """Whether the scheme approves what it writes, so every active record must be audited."""
-    return scheme.target.approval != "none"
 
 
 def _organisation_filter(scheme: Scheme) -> str:
@@ -112,20 +109,11 @@ def query_target(scheme: Scheme, hook: KingdeeHook, where: str) -> Iterator[dict
 @pipeline.timed
 def read_target(scheme: Scheme, hook: KingdeeHook, folder: ObjectStoragePath) -> dict[str, Any]:
     """Every Kingdee record of the scheme's form and organisation, staged (``target/page-*.ndjson``)."""
-    out = fresh_folder(folder / "target")
-    pages, records = [], 0
-    for number, page in enumerate(chunked(query_target(scheme, hook, ""), STAGED_TARGET_RECORDS)):
-        path = out / f"page-{number:05d}.ndjson"
-        records += write_ndjson(path, page)
-        pages.append(str(path))
+    parts = write_parts(fresh_folder(folder / "target"), "page", query_target(scheme, hook, ""), STAGED_TARGET_RECORDS)
+    pages, records = [path for path, _ in parts], sum(count for _, count in parts)
     log.info("read_target: %d %s records of organisation %s in %d queries", records, scheme.target.form_id,
              scheme.target.organisation, hook.call_counts.get("ExecuteBillQuery", 0))
     return {"pages": pages, "records": records, "calls": dict(hook.call_counts)}
-
-
-def _read_all(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
-    for path in paths:
-        yield from read_ndjson(path)
 
 
 # -- comparing --------------------------------------------------------------------------------------------------
@@ -156,10 +144,9 @@ def compare(
     """
     spec = scheme.target
     number_field = spec.number_field
-    columns, audit = _columns(scheme), needs_audit(scheme)
+    columns, audit = _columns(scheme), scheme.target.submit_and_audit
     out = fresh_folder(folder / "compare")
     tally = Tally(KEYS_IN_REPORT)
-    repair_chunks: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="jikeyun-kingdee-reconcile-") as tmp, \
             closing(sqlite3.connect(Path(tmp) / "join.db")) as db:
         db.execute("pragma journal_mode = off")
@@ -170,10 +157,10 @@ def compare(
         db.execute("create table repair (seq integer primary key, body text not null)")
         repeated_items = _fill(db, "insert or ignore into item values (?, ?)", (
             (number_of(item["row"], number_field) or str(item["key"]), json.dumps(item, ensure_ascii=False))
-            for item in _read_all(source["items"])))
+            for item in read_parts(source["items"])))
         _fill(db, "insert or ignore into known values (?)", _known_numbers(source, number_field))
         repeated_targets = _fill(db, "insert or ignore into target values (?, ?)", (
-            (number_of(row, number_field), json.dumps(row, ensure_ascii=False)) for row in _read_all(target["pages"])))
+            (number_of(row, number_field), json.dumps(row, ensure_ascii=False)) for row in read_parts(target["pages"])))
         if repeated_items or repeated_targets:
             log.warning("compare: %d source items and %d Kingdee records repeat a number already seen (first kept)",
                         repeated_items, repeated_targets)
@@ -205,9 +192,8 @@ def compare(
                                   "i.number = t.number) and exists (select 1 from known k where k.number = t.number)"
                                   ).fetchone()[0]
         bodies = (json.loads(body) for (body,) in db.execute("select body from repair order by seq"))
-        for number, items in enumerate(chunked(bodies, rows_per_chunk)):
-            path = out / f"repair-{number:05d}.ndjson"
-            repair_chunks.append({"chunk": number, "items": str(path), "rows": write_ndjson(path, items)})
+        repair_chunks: list[dict[str, Any]] = [{"chunk": number, "items": path, "rows": rows}
+                         for number, (path, rows) in enumerate(write_parts(out, "repair", bodies, rows_per_chunk))]
     found = tally.as_dict()
     log.info("compare: %s drift, %d Kingdee-only, %d Kingdee records out of the scheme's scope; first keys: %s",
              found["drift"], found["counts"]["kingdee_only"], out_of_scope, found["keys"])
@@ -216,7 +202,7 @@ def compare(
 
 def _known_numbers(source: dict[str, Any], number_field: str) -> Iterator[tuple[str]]:
     """Every source record's key and target number, in scope or not (transform rejects included)."""
-    for item in _read_all(source["parts"]):
+    for item in read_parts(source["parts"]):
         yield (str(item["key"]),)
         number = number_of(item.get("row") or {}, number_field)
         if number and number != str(item["key"]):
@@ -263,8 +249,8 @@ def repair(
 def _still_differ(scheme: Scheme, hook: KingdeeHook, compared: dict[str, Any], skip: set[str]) -> Iterator[Finding]:
     """Read the repaired records back (``FNumber in (...)`` queries) and compare them again."""
     spec = scheme.target
-    columns, audit = _columns(scheme), needs_audit(scheme)
-    items = (item for item in _read_all(c["items"] for c in compared["repair_chunks"]) if item["key"] not in skip)
+    columns, audit = _columns(scheme), scheme.target.submit_and_audit
+    items = (item for item in read_parts(c["items"] for c in compared["repair_chunks"]) if item["key"] not in skip)
     for group in chunked(items, min(NUMBERS_PER_LOOKUP, spec.lookup_limit)):
         numbers = [number_of(item["row"], spec.number_field) or str(item["key"]) for item in group]
         found = {number_of(row, spec.number_field): row

@@ -94,6 +94,24 @@ def write_lines(path: ObjectStoragePath, lines: Iterable[str]) -> int:
     return count
 
 
+def write_parts(
+    folder: ObjectStoragePath, prefix: str, records: Iterable[dict[str, Any]], per_file: int
+) -> list[tuple[str, int]]:
+    """``records`` as NDJSON files ``<prefix>-00000.ndjson``, ``-00001``, … of at most ``per_file`` records each,
+    read lazily; returns ``(path, records)`` per file."""
+    remaining, parts = iter(records), list[tuple[str, int]]()
+    while block := list(islice(remaining, per_file)):
+        path = folder / f"{prefix}-{len(parts):05d}.ndjson"
+        parts.append((str(path), write_ndjson(path, block)))
+    return parts
+
+
+def read_parts(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The records of several NDJSON files, in order."""
+    for path in paths:
+        yield from read_ndjson(path)
+
+
 def read_ndjson(path: ObjectStoragePath | str) -> Iterator[dict[str, Any]]:
     """The records of an NDJSON file, read in blocks of about :data:`BYTES_PER_READ` (Airflow 2's file wrapper is
     not iterable, and a call per line would pass the lineage tracking each time)."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from jikeyun_kingdee import pipeline
+from jikeyun_kingdee.pools import target_pool
 from jikeyun_kingdee.scheme import Lifecycle, Scheme, load_scheme
 from jikeyun_kingdee.staging import (
     ObjectStoragePath,
@@ -156,6 +157,6 @@ def test_a_rerun_of_filter_replaces_its_own_files(tmp_path: Path) -> None:
 
 
 def test_target_pool_names_form_and_organisation() -> None:
-    assert pipeline.target_pool(SCHEME) == "jikeyun_kingdee_bd_stock_i0134"
+    assert target_pool(SCHEME) == "jikeyun_kingdee_bd_stock_i0134"
     other = scheme_with(target=SCHEME.target.model_copy(update={"organisation": "Org 100.2"}))
-    assert pipeline.target_pool(other) == "jikeyun_kingdee_bd_stock_org_100_2"
+    assert target_pool(other) == "jikeyun_kingdee_bd_stock_org_100_2"

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jikeyun_kingdee.pipeline import target_pool
-from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, ensure_pools, target_pools
+from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, ensure_pools, target_pool, target_pools
 from jikeyun_kingdee.scheme import load_scheme
 
 REPO = Path(__file__).resolve().parents[2]
