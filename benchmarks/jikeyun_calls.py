@@ -61,8 +61,7 @@ def read(sandbox: JikeyunSandbox, window: Window, page_size: int) -> tuple[set[s
 
 def bulk_edit(sandbox: JikeyunSandbox, count: int, moment: datetime) -> None:
     """``count`` warehouses edited in one bulk action: all get the same modification time."""
-    for code in sorted(sandbox.warehouses)[:count]:
-        sandbox.modify_warehouse(code, modified_at=moment, warehouseName=f"批量{code}")
+    sandbox.bulk_edit(modified_at=moment, count=count, warehouseName="批量改名")
 
 
 def spread_edits(sandbox: JikeyunSandbox, count: int) -> None:
