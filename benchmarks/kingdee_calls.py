@@ -24,7 +24,6 @@ import os
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # figures only, not one log line per API call
 
 import argparse
-import inspect
 import json
 import math
 import tempfile
@@ -38,6 +37,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-
 
 import jikeyun_kingdee
 from jikeyun_kingdee.hooks.kingdee import KingdeeHook
+from jikeyun_kingdee.items import LoadChunk
 from jikeyun_kingdee.ledger import SyncLedger
 from jikeyun_kingdee.pipeline import load_chunk
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
@@ -46,7 +46,6 @@ from jikeyun_kingdee.staging import ObjectStoragePath, write_ndjson
 
 ORG = "I0134"
 T0 = 1_790_000_000_000
-LIFECYCLE = "verify" in inspect.signature(load_chunk).parameters  # this package forbids and enables
 
 
 def row(i: int, name: str | None = None) -> dict[str, Any]:
@@ -79,18 +78,9 @@ class Bench:
         self.runs += 1
         run = ObjectStoragePath(f"file://{self.folder / f'run-{self.runs}'}")
         (run / "filter").mkdir(parents=True, exist_ok=True)
-        chunk: dict[str, Any] = {"chunk": 0, "rows": len(staged)}
-        if LIFECYCLE:
-            chunk["items"] = str(run / "filter" / "items-00000.ndjson")
-            write_ndjson(run / "filter" / "items-00000.ndjson", staged)
-        else:  # the older filter staged active rows only, in batch files
-            active = [{k: v for k, v in it.items() if k != "state"} for it in staged if it["state"] == "active"]
-            size = self.scheme.target.rows_per_batch
-            chunk["batches"] = []
-            for n in range(0, len(active), size):
-                path = run / "filter" / f"batch-{n // size:05d}.ndjson"
-                write_ndjson(path, active[n:n + size])
-                chunk["batches"].append(str(path))
+        path = run / "filter" / "items-00000.ndjson"
+        write_ndjson(path, staged)
+        chunk: LoadChunk = {"chunk": 0, "items": str(path), "rows": len(staged)}
         hook = KingdeeHook()
         self.sandbox.reset_counts()
         started = time.perf_counter()
@@ -150,25 +140,20 @@ def main() -> None:
                 minimum(ExecuteBillQuery=1, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed),
             ),
             ("3 none changed, ledger knows", items(n, T0 + 1, renamed=tenth), minimum()),
+            (
+                "4 10% blocked (forbid)",
+                items(n, T0 + 2, state="blocked", only=tenth, renamed=tenth),
+                minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
+            ),
+            (
+                "5 the same unblocked (enable)",
+                items(n, T0 + 3, only=tenth, renamed=tenth),
+                minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
+            ),
         ]
-        if LIFECYCLE:
-            cases += [
-                (
-                    "4 10% blocked (forbid)",
-                    items(n, T0 + 2, state="blocked", only=tenth, renamed=tenth),
-                    minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
-                ),
-                (
-                    "5 the same unblocked (enable)",
-                    items(n, T0 + 3, only=tenth, renamed=tenth),
-                    minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
-                ),
-            ]
         for title, staged, least in cases:
             calls, statuses, seconds = bench.load(staged)
             report(title, calls, least, statuses, seconds)
-        if not LIFECYCLE:
-            print(f"{'4/5 blocked, unblocked':<44} not supported: blocked records never reach the load")
         ledger.dispose()
         sandbox.reset()
         ledger = SyncLedger(f"{scheme.name}_live", url=f"sqlite:///{Path(tmp) / 'ledger.db'}")

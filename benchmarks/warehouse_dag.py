@@ -238,10 +238,6 @@ class Sandboxes:
 # -- what a case must do, and the fewest calls it takes --------------------------------------------------------------
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true")
-
-
 @dataclass
 class Item:
     key: str
@@ -256,7 +252,8 @@ class Item:
 def items_of(scheme: Any, records: Iterable[dict[str, Any]]) -> dict[str, Item]:
     """What the run must apply: the latest record per key, those the scheme keeps (its condition; blocked and
     deleted ones when its lifecycle forbids them), rendered with the scheme's mapping."""
-    from jikeyun_kingdee.transform import matches, render_row
+    from jikeyun_kingdee.transform import matches
+    from jikeyun_kingdee.values import truthy
 
     source, lifecycle = scheme.source, getattr(scheme, "lifecycle", None)
     blocked_field = getattr(lifecycle, "blocked_field", "isBlockup")
@@ -270,9 +267,9 @@ def items_of(scheme: Any, records: Iterable[dict[str, Any]]) -> dict[str, Item]:
     for key, record in latest.items():
         state = (
             "deleted"
-            if _truthy(record.get(deleted_field))
+            if truthy(record.get(deleted_field))
             else "blocked"
-            if _truthy(record.get(blocked_field))
+            if truthy(record.get(blocked_field))
             else "active"
         )
         keep = (
@@ -281,7 +278,7 @@ def items_of(scheme: Any, records: Iterable[dict[str, Any]]) -> dict[str, Item]:
             else getattr(lifecycle, f"on_{state}", "ignore") == "forbid"
         )
         if keep:
-            items[key] = Item(key, state, render_row(scheme.target.fields, record))
+            items[key] = Item(key, state, scheme.target.field_map.render(record))
     return items
 
 
@@ -497,12 +494,10 @@ class Bench:
 
     def preload_kingdee(self, renamed_every: int = 10) -> int:
         """Case 2: Kingdee holds every warehouse, audited; every ``renamed_every``-th under another name."""
-        from jikeyun_kingdee.transform import render_row
-
         records = sorted(self.jikeyun_records(None), key=lambda r: r["warehouseCode"])
         rows = []
         for i, record in enumerate(records):
-            row = render_row(self.scheme.target.fields, record)
+            row = self.scheme.target.field_map.render(record)
             if i % renamed_every == 0:
                 row["FName"] = f"{row['FName']}（平台）"
             rows.append(row)
@@ -511,11 +506,13 @@ class Bench:
 
     def change_window(self, window_start: datetime) -> dict[str, int]:
         """Case 3: 50 changes inside the hour: 30 renamed in one bulk second, 10 renamed apart, 5 blocked, 5 new."""
+        from jikeyun_kingdee.values import truthy
+
         url = self.sandboxes.url("jikeyun")
         active = sorted(
             r["warehouseCode"]
             for r in self.jikeyun_records(None)
-            if not _truthy(r.get("isBlockup")) and not _truthy(r.get("isDelete"))
+            if not truthy(r.get("isBlockup")) and not truthy(r.get("isDelete"))
         )
         bulk = window_start + timedelta(minutes=20)
         for i, code in enumerate(active[:40]):

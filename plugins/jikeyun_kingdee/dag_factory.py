@@ -35,6 +35,16 @@ from jikeyun_kingdee.compat import (
     get_current_context,
     task,
 )
+from jikeyun_kingdee.items import (
+    CheckManifest,
+    ExtractManifest,
+    FilterManifest,
+    LoadChunk,
+    LoadManifest,
+    RunManifests,
+    RunSummary,
+    TransformManifest,
+)
 from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, target_pool
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
 from jikeyun_kingdee.staging import run_folder, staging_base
@@ -150,7 +160,7 @@ def deadline_wiring(alerting: AlertingConfig) -> tuple[dict[str, Any], dict[str,
 # -- task bodies: what each task of the sync DAG does, given its scheme ----------------------------------------
 
 
-def extract_window(scheme: Scheme) -> dict[str, Any]:
+def extract_window(scheme: Scheme) -> ExtractManifest:
     """Read the run's window (or everything) from the source and stage it."""
     from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 
@@ -164,7 +174,7 @@ def extract_window(scheme: Scheme) -> dict[str, Any]:
     return {**manifest, "read_at": read_at}
 
 
-def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any]:
+def check_target_once(scheme: Scheme, filtered: FilterManifest) -> CheckManifest:
     """The target check, once per run; skipped without any Kingdee call when nothing staged needs a write (filter
     staged nothing, or the ledger knows every row as written exactly so)."""
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook
@@ -180,7 +190,7 @@ def check_target_once(scheme: Scheme, filtered: dict[str, Any]) -> dict[str, Any
         return pipeline.check_target(scheme, KingdeeHook(scheme.target.connection))
 
 
-def load_staged_chunk(scheme: Scheme, chunk: dict[str, Any]) -> dict[str, Any]:
+def load_staged_chunk(scheme: Scheme, chunk: LoadChunk) -> LoadManifest:
     """Apply one load chunk to the target, through the scheme's ledger."""
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook
     from jikeyun_kingdee.ledger import SyncLedger
@@ -191,7 +201,7 @@ def load_staged_chunk(scheme: Scheme, chunk: dict[str, Any]) -> dict[str, Any]:
                                    run_staging_folder(scheme, context), chunk, context["run_id"])
 
 
-def report_run(scheme: Scheme, manifests: dict[str, dict[str, Any]], loaded: list[dict[str, Any]]) -> dict[str, Any]:
+def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifest]) -> RunSummary:
     """The run's summary; rejected records fail the run (after the rejected-records alert), naming them.
 
     :param manifests: what ``check_target``, ``extract``, ``transform`` and ``filter`` returned, by task id.
@@ -223,37 +233,38 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     source_asset, target_asset = lineage.source_asset(scheme), lineage.target_asset(scheme)
 
     @task(task_id="extract", inlets=[source_asset])
-    def extract() -> dict[str, Any]:
+    def extract() -> ExtractManifest:
         return extract_window(scheme)
 
     @task(task_id="transform")
-    def transform(extracted: dict[str, Any]) -> dict[str, Any]:
+    def transform(extracted: ExtractManifest) -> TransformManifest:
         return pipeline.transform(scheme, run_staging_folder(scheme), extracted)
 
     @task(task_id="filter")
-    def filter_rows(transformed: dict[str, Any]) -> dict[str, Any]:
+    def filter_rows(transformed: TransformManifest) -> FilterManifest:
         return pipeline.filter_rows(scheme, run_staging_folder(scheme), transformed)
 
     @task(task_id="check_target")
-    def check_target(filtered: dict[str, Any]) -> dict[str, Any]:
+    def check_target(filtered: FilterManifest) -> CheckManifest:
         return check_target_once(scheme, filtered)
 
     @task(task_id="load_chunks")
-    def load_chunks(filtered: dict[str, Any]) -> list[dict[str, Any]]:
+    def load_chunks(filtered: FilterManifest) -> list[LoadChunk]:
         """The chunks the load maps over (Airflow maps only over a whole return value)."""
-        chunks: list[dict[str, Any]] = filtered["chunks"]
+        chunks: list[LoadChunk] = filtered["chunks"]
         return chunks
 
     # one slot of the target's pool (jikeyun_kingdee.pools): the reconcile's repair takes all of them
     @task(task_id="load", max_active_tis_per_dagrun=TARGET_POOL_SLOTS, pool=target_pool(scheme), pool_slots=1)
-    def load(chunk: dict[str, Any]) -> dict[str, Any]:
+    def load(chunk: LoadChunk) -> LoadManifest:
         return load_staged_chunk(scheme, chunk)
 
     @task(task_id="report", trigger_rule="none_failed", on_failure_callback=unless_alerted(on_failure, RejectedRecords),
           inlets=[source_asset], outlets=[target_asset], **report_args)
-    def report(checked: dict[str, Any], extracted: dict[str, Any], transformed: dict[str, Any],
-               filtered: dict[str, Any], loaded: list[dict[str, Any]] | None) -> dict[str, Any]:
-        manifests = {"check_target": checked, "extract": extracted, "transform": transformed, "filter": filtered}
+    def report(checked: CheckManifest, extracted: ExtractManifest, transformed: TransformManifest,
+               filtered: FilterManifest, loaded: list[LoadManifest] | None) -> RunSummary:
+        manifests: RunManifests = {"check_target": checked, "extract": extracted, "transform": transformed,
+                                   "filter": filtered}
         return report_run(scheme, manifests, list(loaded[:]) if loaded is not None else [])  # one XCom read
 
     # each call returns an XComArg that stands for the task's return value downstream (hence Any)

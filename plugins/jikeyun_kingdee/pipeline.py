@@ -13,14 +13,28 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from pydantic import ValidationError
 
 from jikeyun_kingdee.compat import ObjectStoragePath
+from jikeyun_kingdee.items import (
+    CheckManifest,
+    ExtractManifest,
+    FilterCounts,
+    FilterManifest,
+    Item,
+    LoadChunk,
+    LoadItem,
+    LoadManifest,
+    LoadResult,
+    RunSummary,
+    TransformManifest,
+    rows_per_load_chunk,
+)
 from jikeyun_kingdee.ledger import Applied, row_hash
 from jikeyun_kingdee.scheme import Scheme, validation_message
 from jikeyun_kingdee.staging import (
@@ -34,7 +48,7 @@ from jikeyun_kingdee.staging import (
     write_ndjson,
     write_parts,
 )
-from jikeyun_kingdee.transform import rows_per_load_chunk, staged_state, transform_record
+from jikeyun_kingdee.transform import staged_state, transform_record
 from jikeyun_kingdee.upsert import upsert
 
 if TYPE_CHECKING:
@@ -54,21 +68,22 @@ class TargetNotReady(RuntimeError):
 
 
 StepArgs = ParamSpec("StepArgs")
+ManifestT = TypeVar("ManifestT", bound=Mapping[str, Any])
 
 
-def timed(step: Callable[StepArgs, dict[str, Any]]) -> Callable[StepArgs, dict[str, Any]]:
+def timed(step: Callable[StepArgs, ManifestT]) -> Callable[StepArgs, ManifestT]:
     """Add the step's wall time in seconds to the manifest it returns (``"seconds"``)."""
 
     @functools.wraps(step)
-    def run(*args: StepArgs.args, **kwargs: StepArgs.kwargs) -> dict[str, Any]:
+    def run(*args: StepArgs.args, **kwargs: StepArgs.kwargs) -> ManifestT:
         started = time.perf_counter()
         manifest = step(*args, **kwargs)
-        return {**manifest, "seconds": round(time.perf_counter() - started, 3)}
+        return cast(ManifestT, {**manifest, "seconds": round(time.perf_counter() - started, 3)})
 
     return run
 
 
-def _write_parts(folder: ObjectStoragePath, prefix: str, records: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
+def _write_parts(folder: ObjectStoragePath, prefix: str, records: Iterable[Mapping[str, Any]]) -> tuple[list[str], int]:
     parts = write_parts(folder, prefix, records, STAGED_PAGE_RECORDS)
     return [path for path, _ in parts], sum(count for _, count in parts)
 
@@ -77,7 +92,7 @@ def _write_parts(folder: ObjectStoragePath, prefix: str, records: Iterable[dict[
 
 
 @timed
-def check_target(scheme: Scheme, hook: KingdeeHook) -> dict[str, Any]:
+def check_target(scheme: Scheme, hook: KingdeeHook) -> CheckManifest:
     """Before the first write: the organisation exists and the form is known.
 
     :raises TargetNotReady: naming what is missing.
@@ -93,7 +108,7 @@ def check_target(scheme: Scheme, hook: KingdeeHook) -> dict[str, Any]:
 @timed
 def extract(
     scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath, start: datetime | None, end: datetime | None
-) -> dict[str, Any]:
+) -> ExtractManifest:
     """Read the window (or everything when ``start``/``end`` are None) and stage the raw records."""
     source = scheme.source
     out = fresh_folder(folder / "extract")
@@ -130,7 +145,7 @@ def extract(
 
 
 @timed
-def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, Any]) -> dict[str, Any]:
+def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: ExtractManifest) -> TransformManifest:
     """Map every staged record to an item (:func:`~jikeyun_kingdee.transform.transform_record`); a record that
     fails goes to ``rejects.ndjson`` with its id (or its position in the run) and the reason."""
     out = fresh_folder(folder / "transform")
@@ -138,7 +153,7 @@ def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, An
     rejected = 0
     with ndjson_writer(rejects) as write_reject:
 
-        def items() -> Iterator[dict[str, Any]]:
+        def items() -> Iterator[Item]:
             nonlocal rejected
             for position, raw in enumerate(read_parts(extracted["pages"])):
                 try:
@@ -158,13 +173,13 @@ def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: dict[str, An
 
 
 @timed
-def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str, Any]) -> dict[str, Any]:
+def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: TransformManifest) -> FilterManifest:
     """Keep the latest item per key, classify it, and stage what load is to apply in load chunks.
 
     De-duplication by key (latest ``modified`` wins, ties: the one read last) runs over the whole run on local disk
     (:class:`~jikeyun_kingdee.staging.LatestByKey`), before the condition: only a record's latest version decides
     whether it is written, forbidden or filtered out (:func:`~jikeyun_kingdee.transform.staged_state`). Staged items
-    are ``{"key", "modified", "row", "state"}``, in first-read order, ``rows_per_chunk`` per chunk file (more when
+    are :class:`~jikeyun_kingdee.items.LoadItem`, in first-read order, ``rows_per_chunk`` per chunk file (more when
     ``max_load_chunks`` would be exceeded).
     """
     source = scheme.source
@@ -173,8 +188,9 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str
     def entries() -> Iterator[tuple[str, int, str | None, str | None]]:
         for position, item in enumerate(read_parts(transformed["parts"])):
             state = staged_state(source.condition, scheme.lifecycle, item["source"])
-            staged = None if state is None else encode(
-                {"key": item["key"], "modified": item["modified"], "row": item["row"], "state": state})
+            load_item: LoadItem | None = None if state is None else {
+                "key": item["key"], "modified": item["modified"], "row": item["row"], "state": state}
+            staged = None if load_item is None else encode(load_item)
             yield (item["key"] if source.deduplicate else str(position)), item["modified"], state, staged
 
     with LatestByKey() as latest:
@@ -184,25 +200,24 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: dict[str
         rows = sum(by_state.values())
         per_chunk = rows_per_load_chunk(rows, scheme.rows_per_chunk, scheme.max_load_chunks)
         staged = latest.items()
-        chunks = []
+        chunks: list[LoadChunk] = []
         for number in range(math.ceil(rows / per_chunk)):
             path = out / f"chunk-{number:05d}.ndjson"
             chunks.append({"chunk": number, "items": str(path), "rows": write_lines(path, islice(staged, per_chunk))})
-    counts = {"in": total, "filtered_out": filtered_out, "duplicates": total - filtered_out - rows, "rows": rows,
-              "retire": rows - by_state.get("active", 0), "chunks": len(chunks)}
+    counts: FilterCounts = {"in": total, "filtered_out": filtered_out, "duplicates": total - filtered_out - rows,
+                            "rows": rows, "retire": rows - by_state.get("active", 0), "chunks": len(chunks)}
     log.info("filter: %(in)d in, %(filtered_out)d filtered out, %(duplicates)d duplicates, %(rows)d rows "
              "(%(retire)d to forbid) in %(chunks)d load chunks", counts)
     return {"chunks": chunks, "counts": counts}
 
 
-def _chunk_items(chunk: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The items of a load chunk: its ``items`` file (or, for a run staged by an older release, its ``batches``)."""
-    for path in [chunk["items"]] if "items" in chunk else chunk.get("batches", []):
-        for item in read_ndjson(path):
-            yield {**item, "state": item.get("state") or "active"}
+def _chunk_items(chunk: LoadChunk) -> Iterator[LoadItem]:
+    """The items of a load chunk."""
+    for item in read_ndjson(chunk["items"]):
+        yield cast(LoadItem, item)  # staged by filter (or the reconcile's compare) as LoadItems
 
 
-def ledger_verdict(item: dict[str, Any], entry: Applied | None, digest: str, *, verify: bool) -> str | None:
+def ledger_verdict(item: LoadItem, entry: Applied | None, digest: str, *, verify: bool) -> str | None:
     """``stale`` (older than what was applied), ``unchanged`` (written exactly so before) or None (needs a look-up).
 
     :param verify: look up also what the ledger says is unchanged (the reconcile's repair)
@@ -211,13 +226,13 @@ def ledger_verdict(item: dict[str, Any], entry: Applied | None, digest: str, *, 
         return None
     if entry.modified > item["modified"]:
         return "stale"
-    if entry.row_hash == digest and not verify:
+    if _written_so(entry, digest) and not verify:
         return "unchanged"
     return None
 
 
 def _verdicts(
-    ledger: SyncLedger, items: list[dict[str, Any]], *, verify: bool
+    ledger: SyncLedger, items: list[LoadItem], *, verify: bool
 ) -> list[tuple[str | None, Applied | None, str]]:
     """Per item: its :func:`ledger_verdict`, the ledger's entry and the hash of its row and state."""
     entries = ledger.entries(item["key"] for item in items)
@@ -228,7 +243,12 @@ def _verdicts(
     return verdicts
 
 
-def has_pending_writes(ledger: SyncLedger, chunks: Iterable[dict[str, Any]]) -> bool:
+def _written_so(entry: Applied | None, digest: str) -> bool:
+    """Whether the ledger says the row was written exactly so (same hash of row and state)."""
+    return entry is not None and entry.row_hash == digest
+
+
+def has_pending_writes(ledger: SyncLedger, chunks: Iterable[LoadChunk]) -> bool:
     """Whether any staged item needs a Kingdee call (one the ledger does not know as written exactly so, or older)."""
     return any(verdict is None for chunk in chunks
                for verdict, _, _ in _verdicts(ledger, list(_chunk_items(chunk)), verify=False))
@@ -240,11 +260,11 @@ def load_chunk(
     hook: KingdeeHook,
     ledger: SyncLedger,
     folder: ObjectStoragePath,
-    chunk: dict[str, Any],
+    chunk: LoadChunk,
     run_id: str,
     *,
     verify: bool = False,
-) -> dict[str, Any]:
+) -> LoadManifest:
     """Write one chunk's items to Kingdee: create, update, forbid or enable (:func:`jikeyun_kingdee.upsert.upsert`).
 
     Rows older than what the ledger says was applied are ``stale`` and rows written exactly so before are
@@ -260,7 +280,7 @@ def load_chunk(
     items = list(_chunk_items(chunk))
     verdicts = _verdicts(ledger, items, verify=verify)
     digests = [digest for _, _, digest in verdicts]
-    results: list[dict[str, Any] | None] = [None] * len(items)
+    results: list[LoadResult | None] = [None] * len(items)
     todo = []
     for position, (item, (verdict, entry, _)) in enumerate(zip(items, verdicts, strict=True)):
         if verdict is None:
@@ -268,15 +288,16 @@ def load_chunk(
             continue
         message = (f"ledger holds a later source time ({entry.modified})" if verdict == "stale" and entry
                    else "written so before (ledger)")
-        results[position] = {"key": item["key"], "status": verdict, "id": entry.kingdee_id if entry else None,
-                             "modified": item["modified"], "field": None, "message": message}
+        results[position] = {"key": item["key"], "status": "stale" if verdict == "stale" else "unchanged",
+                             "id": entry.kingdee_id if entry else None, "modified": item["modified"], "field": None,
+                             "message": message}
     counts: Counter[str] = Counter()
     if todo:
         outcomes = upsert(
-            hook, target.form_id, [items[p]["row"] for p in todo], states=[items[p]["state"] for p in todo],
-            org_number=target.organisation, number_field=target.number_field, pk_field=target.pk_field,
-            approval=target.approval, rows_per_batch=target.rows_per_batch, lookup_limit=target.lookup_limit,
+            hook, target, [items[p]["row"] for p in todo], states=[items[p]["state"] for p in todo],
             known_records=ledger.count() if len(todo) > target.lookup_limit else None,  # only then can it matter
+            # write-only fields are compared by the ledger's hash: changed unless it says written exactly so
+            unread_changed={j for j, p in enumerate(todo) if not _written_so(verdicts[p][1], digests[p])},
         )
         applied: dict[str, Applied] = {}
         for outcome in outcomes:
@@ -300,15 +321,15 @@ def load_chunk(
 
 
 def summarise(
-    extracted: dict[str, Any], transformed: dict[str, Any], filtered: dict[str, Any],
-    loaded: Iterable[dict[str, Any]], checked: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    extracted: ExtractManifest, transformed: TransformManifest, filtered: FilterManifest,
+    loaded: Iterable[LoadManifest], checked: CheckManifest | None = None,
+) -> RunSummary:
     """Totals of a run; ``rejected_keys`` names the first :data:`REPORTED_REJECTS` rejected records (transform and
     load), ``rejected`` counts them all."""
     loaded = [manifest for manifest in loaded if manifest]
     outcomes: Counter[str] = Counter()
     calls: Counter[str] = Counter(extracted.get("calls", {}))
-    calls.update((checked or {}).get("calls", {}))
+    calls.update(checked.get("calls", {}) if checked else {})
     for manifest in loaded:
         outcomes.update(manifest["counts"])
         calls.update(manifest["calls"])
@@ -320,8 +341,8 @@ def summarise(
             rejected_keys.append(key)
     counts = filtered["counts"]
     load_seconds = [manifest.get("seconds", 0.0) for manifest in loaded]
-    timings = {
-        "check_target": (checked or {}).get("seconds"), "extract": extracted.get("seconds"),
+    timings: dict[str, float | None] = {
+        "check_target": checked.get("seconds") if checked else None, "extract": extracted.get("seconds"),
         "transform": transformed.get("seconds"), "filter": filtered.get("seconds"),
         "load_total": round(sum(load_seconds), 3), "load_slowest_chunk": max(load_seconds, default=0.0),
     }
@@ -350,7 +371,7 @@ def summarise(
     }
 
 
-def _rejected_keys(transformed: dict[str, Any], loaded: Iterable[dict[str, Any]]) -> Iterator[str]:
+def _rejected_keys(transformed: TransformManifest, loaded: Iterable[LoadManifest]) -> Iterator[str]:
     yield from (reject["key"] for reject in read_ndjson(transformed["rejects"]))
     for manifest in loaded:
         yield from (result["key"] for result in read_ndjson(manifest["results"]) if result["status"] == "rejected")

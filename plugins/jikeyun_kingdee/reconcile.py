@@ -1,13 +1,15 @@
 """Reconciliation (对账) of a scheme: how Kingdee differs from what Jikeyun says it should hold. Pure, no I/O.
 
-The expected side is the sync's own: the staged load items of a full read (CONTRACT §2: ``key``, ``modified``,
-``row``, ``state``), so the reconcile expects exactly what a sync of every record would write. The actual side is
-one ExecuteBillQuery row per Kingdee record of the form and organisation. Records are joined by the target's
-business key (the row's ``FNumber``) and each difference gets one class:
+The expected side is the sync's own: the staged load items of a full read (:class:`jikeyun_kingdee.items.LoadItem`),
+so the reconcile expects exactly what a sync of every record would write. The actual side is the ExecuteBillQuery
+of every Kingdee record of the form and organisation (one row per record, or per entry of a form with entries,
+grouped into one record). Records are joined by the target's business key (``number_field``) and each difference
+gets one class:
 
 * ``missing`` — an active source record has no Kingdee record;
-* ``differs`` — a mapped field differs (only the fields the scheme writes and the query can read back;
-  :func:`jikeyun_kingdee.upsert.comparable_fields`, compared with :func:`jikeyun_kingdee.upsert.same_value`);
+* ``differs`` — a field the scheme writes differs (every field that can be read back, sub-entity fields and entry
+  lists included: :meth:`jikeyun_kingdee.fields.FieldMap.differences`; write-only fields are the ledger's to
+  compare, by hash);
 * ``status`` — not audited (when the scheme approves), forbidden while active in Jikeyun, or active in Kingdee
   while blocked up or deleted in Jikeyun;
 * ``kingdee_only`` — a Kingdee record without any Jikeyun record (made by hand or another tool): reported,
@@ -21,23 +23,24 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from jikeyun_kingdee.upsert import comparable_fields, same_value
+from jikeyun_kingdee.items import WRITTEN
+from jikeyun_kingdee.kingdee_forms import DOCUMENT_STATUS, FORBID_STATUS, is_audited, is_forbidden
+from jikeyun_kingdee.values import reference_number
+
+if TYPE_CHECKING:
+    from jikeyun_kingdee.fields import FieldMap
+    from jikeyun_kingdee.scheme import TargetSpec
 
 DriftClass = Literal["missing", "differs", "status", "kingdee_only"]
 CLASSES: tuple[DriftClass, ...] = ("missing", "differs", "status", "kingdee_only")
 REPAIRED_CLASSES: frozenset[str] = frozenset({"missing", "differs", "status"})
-DOCUMENT_STATUS = "FDocumentStatus"
-FORBID_STATUS = "FForbidStatus"
-AUDITED = "C"
-FORBIDDEN = "B"
 READ_ONLY_OPERATIONS = frozenset({"ExecuteBillQuery", "BillQuery", "View", "ValidateUser", "LoginByAppSecret",
                                   "LoginBySign"})
 QUERY_OPERATIONS = frozenset({"ExecuteBillQuery", "BillQuery"})
-WRITTEN = ("created", "updated", "enabled", "forbidden")  # load statuses that changed Kingdee
 
 
 class Finding(BaseModel):
@@ -65,18 +68,10 @@ class Finding(BaseModel):
         return self.drift in REPAIRED_CLASSES
 
 
-def compared_columns(fields: Mapping[str, Any], *, number_field: str, pk_field: str) -> dict[str, str]:
-    """Mapped target field → query column, for the fields a reconcile compares.
-
-    Taken from the scheme's field mapping itself (``{"FNumber": …}`` references read back as ``<Field>.FNumber``),
-    so the columns are known before any record is read.
-    """
-    return comparable_fields([dict(fields)], number_field=number_field, pk_field=pk_field)
-
-
-def query_fields(columns: Mapping[str, str], *, number_field: str, pk_field: str) -> list[str]:
-    """FieldKeys of the reconcile's ExecuteBillQuery: key, number, both statuses, then the compared columns."""
-    return list(dict.fromkeys([pk_field, number_field, DOCUMENT_STATUS, FORBID_STATUS, *columns.values()]))
+def query_fields(target: TargetSpec) -> list[str]:
+    """FieldKeys of the reconcile's ExecuteBillQuery: key, number, both statuses, then what the field map reads back."""
+    return list(dict.fromkeys([target.pk_field, target.number_field, DOCUMENT_STATUS, FORBID_STATUS,
+                               *target.field_map.read_keys]))
 
 
 def number_of(row: Mapping[str, Any], number_field: str) -> str:
@@ -86,31 +81,26 @@ def number_of(row: Mapping[str, Any], number_field: str) -> str:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        value = value.get("FNumber")
+    value = reference_number(value)
     return "" if value is None else str(value)
-
-
-def field_differences(row: Mapping[str, Any], target: Mapping[str, Any], columns: Mapping[str, str]) -> list[str]:
-    """The mapped fields of ``row`` whose Kingdee value (``target[column]``) is not the same value."""
-    return [name for name, column in columns.items() if name in row and not same_value(row[name], target.get(column))]
 
 
 def classify(
     item: Mapping[str, Any] | None,
     target: Mapping[str, Any] | None,
     *,
-    columns: Mapping[str, str],
+    fields: FieldMap,
     needs_audit: bool,
-    number_field: str = "FNumber",
-    pk_field: str = "FStockId",
+    number_field: str,
+    pk_field: str,
     known: bool = False,
 ) -> Finding | None:
     """Compare one expected item with its Kingdee record; ``None`` when they agree.
 
     :param item: the staged load item (``key``, ``row``, ``state``), or ``None`` when no item expects the record
-    :param target: the Kingdee query row (:func:`query_fields`), or ``None`` when Kingdee has no such record
-    :param columns: :func:`compared_columns`
+    :param target: the Kingdee record (:func:`query_fields`; grouped with its entries for a form that has them),
+        or ``None`` when Kingdee has no such record
+    :param fields: the target's field map (what is compared, and how)
     :param needs_audit: the scheme approves what it writes, so a record must be audited (``FDocumentStatus`` C)
     :param known: (only when ``item`` is ``None``) a Jikeyun record with this key exists but is out of the
         scheme's scope (filtered out by its condition, or blocked/deleted with lifecycle ``ignore``): no finding
@@ -126,24 +116,22 @@ def classify(
             return None  # a blocked or deleted record that never reached Kingdee is not created
         return Finding(key=key, drift="missing", state=state, reasons=["not in Kingdee"])
     record_id = _id(target, pk_field)
-    forbidden = str(target.get(FORBID_STATUS) or "").strip().upper() == FORBIDDEN
+    forbidden = is_forbidden(target)
     if state != "active":
         if forbidden:
             return None
         return Finding(key=key, drift="status", state=state, id=record_id,
                        reasons=[f"active in Kingdee while {state} in Jikeyun"])
-    row = item["row"]
-    fields = field_differences(row, target, columns)
-    reasons = [f"{name}: Kingdee {_text(target.get(columns[name]))!r}, Jikeyun {_text(row[name])!r}" for name in fields]
+    differences = fields.differences(item["row"], target)
+    reasons = [f"{d.field}: Kingdee {_text(d.actual)!r}, Jikeyun {_text(d.desired)!r}" for d in differences]
     if forbidden:
         reasons.append("forbidden in Kingdee while active in Jikeyun")
-    status = str(target.get(DOCUMENT_STATUS) or "").strip().upper()
-    if needs_audit and status != AUDITED:
-        reasons.append(f"not audited ({DOCUMENT_STATUS} {status or 'empty'})")
+    if needs_audit and not is_audited(target):
+        reasons.append(f"not audited ({DOCUMENT_STATUS} {str(target.get(DOCUMENT_STATUS) or '').strip() or 'empty'})")
     if not reasons:
         return None
-    return Finding(key=key, drift="differs" if fields else "status", state=state, reasons=reasons, fields=fields,
-                   id=record_id)
+    return Finding(key=key, drift="differs" if differences else "status", state=state, reasons=reasons,
+                   fields=[d.field for d in differences], id=record_id)
 
 
 def _id(target: Mapping[str, Any], pk_field: str) -> int | None:

@@ -22,15 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jikeyun_kingdee import pipeline
-from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
-from jikeyun_kingdee.reconcile import (
-    Finding,
-    Tally,
-    classify,
-    compared_columns,
-    number_of,
-    query_fields,
-)
+from jikeyun_kingdee.items import LoadChunk, chunked
+from jikeyun_kingdee.kingdee_forms import in_filter, organisation_filter
+from jikeyun_kingdee.reconcile import Finding, Tally, classify, number_of, query_fields
 from jikeyun_kingdee.scheme import Scheme
 from jikeyun_kingdee.staging import (
     ObjectStoragePath,
@@ -40,7 +34,6 @@ from jikeyun_kingdee.staging import (
     write_ndjson,
     write_parts,
 )
-from jikeyun_kingdee.transform import chunked
 
 if TYPE_CHECKING:
     from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
@@ -55,18 +48,29 @@ KEYS_IN_REPORT = 20  # keys per class in the log, XCom and the alert (all of the
 SQLITE_ROWS_PER_INSERT = 1000
 
 
-def _columns(scheme: Scheme) -> dict[str, str]:
+def _classify(scheme: Scheme, item: dict[str, Any] | None, record: dict[str, Any] | None, *,
+              known: bool = False) -> Finding | None:
     target = scheme.target
-    return compared_columns(target.fields, number_field=target.number_field, pk_field=target.pk_field)
+    return classify(item, record, fields=target.field_map, needs_audit=target.submit_and_audit,
+                    number_field=target.number_field, pk_field=target.pk_field, known=known)
 
 
-def _fields(scheme: Scheme) -> list[str]:
+def records_of(scheme: Scheme, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Query rows ordered by primary key → one record each (a form with entries answers one row per entry; the
+    rows of one record come together, so they are grouped as they pass)."""
     target = scheme.target
-    return query_fields(_columns(scheme), number_field=target.number_field, pk_field=target.pk_field)
-
-
-def _organisation_filter(scheme: Scheme) -> str:
-    return equals_filter("FUseOrgId.FNumber", scheme.target.organisation)
+    fields, pk = target.field_map, target.pk_field
+    if not fields.entry_lists:
+        yield from rows
+        return
+    pending: list[dict[str, Any]] = []
+    for row in rows:
+        if pending and row.get(pk) != pending[0].get(pk):
+            yield from fields.group(pending, pk).values()
+            pending = []
+        pending.append(row)
+    if pending:
+        yield from fields.group(pending, pk).values()
 
 
 # -- reading ----------------------------------------------------------------------------------------------------
@@ -100,10 +104,10 @@ def query_target(scheme: Scheme, hook: KingdeeHook, where: str) -> Iterator[dict
     """ExecuteBillQuery of the compared fields, ``where`` within the scheme's organisation, read page by page of
     the target's ``lookup_limit`` rows (ordered by primary key, so pages do not shift while records are added)."""
     target = scheme.target
-    organisation = _organisation_filter(scheme)
-    for page in hook.query_pages(target.form_id, _fields(scheme), f"{where} and {organisation}" if where
-                                 else organisation, OrderString=f"{target.pk_field} ASC", Limit=target.lookup_limit):
-        yield from page
+    organisation = organisation_filter(target.organisation_field, target.organisation)
+    pages = hook.query_pages(target.form_id, query_fields(target), f"{where} and {organisation}" if where
+                             else organisation, OrderString=f"{target.pk_field} ASC", Limit=target.lookup_limit)
+    yield from records_of(scheme, (row for page in pages for row in page))
 
 
 @pipeline.timed
@@ -139,12 +143,11 @@ def compare(
     :param source: the :func:`read_source` manifest
     :param target: the :func:`read_target` manifest
     :param rows_per_chunk: items per staged repair chunk
-    :return: ``found`` (counts and first keys per class), ``drift_file``, ``repair_chunks`` (CONTRACT §2 chunks),
-        ``out_of_scope`` (Kingdee records whose Jikeyun record the scheme does not sync)
+    :return: ``found`` (counts and first keys per class), ``drift_file``, ``repair_chunks`` (load chunks of the
+        sync's items), ``out_of_scope`` (Kingdee records whose Jikeyun record the scheme does not sync)
     """
     spec = scheme.target
     number_field = spec.number_field
-    columns, audit = _columns(scheme), scheme.target.submit_and_audit
     out = fresh_folder(folder / "compare")
     tally = Tally(KEYS_IN_REPORT)
     with tempfile.TemporaryDirectory(prefix="jikeyun-kingdee-reconcile-") as tmp, \
@@ -170,8 +173,7 @@ def compare(
                                   "order by i.number")
             for item_body, target_body in expected:
                 item = json.loads(item_body)
-                finding = classify(item, json.loads(target_body) if target_body else None, columns=columns,
-                                   needs_audit=audit, number_field=number_field, pk_field=spec.pk_field)
+                finding = _classify(scheme, item, json.loads(target_body) if target_body else None)
                 if finding is not None:
                     tally.add(finding)
                     db.execute("insert into repair (body) values (?)", (item_body,))
@@ -180,8 +182,7 @@ def compare(
                               "t.number) and not exists (select 1 from known k where k.number = t.number) "
                               "order by t.number")
             for (target_body,) in only:
-                finding = classify(None, json.loads(target_body), columns=columns, needs_audit=audit,
-                                   number_field=number_field, pk_field=spec.pk_field)
+                finding = _classify(scheme, None, json.loads(target_body))
                 if finding is not None:
                     tally.add(finding)
                     yield finding.model_dump()
@@ -192,8 +193,9 @@ def compare(
                                   "i.number = t.number) and exists (select 1 from known k where k.number = t.number)"
                                   ).fetchone()[0]
         bodies = (json.loads(body) for (body,) in db.execute("select body from repair order by seq"))
-        repair_chunks: list[dict[str, Any]] = [{"chunk": number, "items": path, "rows": rows}
-                         for number, (path, rows) in enumerate(write_parts(out, "repair", bodies, rows_per_chunk))]
+        repair_chunks: list[LoadChunk] = [{"chunk": number, "items": path, "rows": rows}
+                                          for number, (path, rows)
+                                          in enumerate(write_parts(out, "repair", bodies, rows_per_chunk))]
     found = tally.as_dict()
     log.info("compare: %s drift, %d Kingdee-only, %d Kingdee records out of the scheme's scope; first keys: %s",
              found["drift"], found["counts"]["kingdee_only"], out_of_scope, found["keys"])
@@ -249,14 +251,12 @@ def repair(
 def _still_differ(scheme: Scheme, hook: KingdeeHook, compared: dict[str, Any], skip: set[str]) -> Iterator[Finding]:
     """Read the repaired records back (``FNumber in (...)`` queries) and compare them again."""
     spec = scheme.target
-    columns, audit = _columns(scheme), scheme.target.submit_and_audit
     items = (item for item in read_parts(c["items"] for c in compared["repair_chunks"]) if item["key"] not in skip)
     for group in chunked(items, min(NUMBERS_PER_LOOKUP, spec.lookup_limit)):
         numbers = [number_of(item["row"], spec.number_field) or str(item["key"]) for item in group]
         found = {number_of(row, spec.number_field): row
                  for row in query_target(scheme, hook, in_filter(spec.number_field, sorted(set(numbers))))}
         for number, item in zip(numbers, group, strict=True):
-            finding = classify(item, found.get(number), columns=columns, needs_audit=audit,
-                               number_field=spec.number_field, pk_field=spec.pk_field)
+            finding = _classify(scheme, item, found.get(number))
             if finding is not None:
                 yield finding

@@ -31,13 +31,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from jikeyun_kingdee.fields import FieldMap, Lookup
+from jikeyun_kingdee.kingdee_forms import reference_key
 from jikeyun_kingdee.records import Warehouse
+from jikeyun_kingdee.values import truthy
 
+# a platform field value that names a source field (``{warehouseName}``)
 REFERENCE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_.]*)\}$")
 PLATFORM_VARIABLE = re.compile(r"^\{\{\s*([A-Z_]+)\s*(?:\|\s*([a-z]+)\s*)?\}\}$")
 
@@ -53,6 +58,10 @@ JIKEYUN_LIST_KEYS = {
     "erp.stockquantity.get": "goodsStockQuantity",
     "erp.allocate.get": "stockAllocate",
 }
+
+# Primary keys of Kingdee forms the platform's metadata may write (it does not name them).
+KINGDEE_PK_FIELDS = {"BD_STOCK": "FStockId", "BD_MATERIAL": "FMATERIALID", "BD_Customer": "FCUSTID",
+                     "SAL_OUTSTOCK": "FID"}
 
 # Condition operators. The platform's ``eqv2``/``neqv2`` compare values loosely (0 == "0"); an ``i`` prefix
 # (``ieqv2``, seen only in the disabled ``condition_bk``) is read as case-insensitive — an interpretation, the
@@ -158,9 +167,29 @@ class Lifecycle(_Model):
         return "forbid" in (self.on_blocked, self.on_deleted)
 
 
+class LookupSpec(_Model):
+    """One lookup table of the scheme (``lookups:``): source value → Kingdee number.
+
+    :param values: the table (keys compared as text)
+    :param missing: a key the table lacks: ``reject`` the record (naming it, the table and the key) or ``identity``
+        (the key itself)
+    """
+
+    values: dict[str, str]
+    missing: Literal["reject", "identity"] = "reject"
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _keys_as_text(cls, values: Any) -> Any:
+        return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else values
+
+
 class TargetSpec(_Model):
     """Where rows go: a Kingdee form of one organisation, how they are written and approved.
 
+    ``fields`` are the written fields, each of one kind (:mod:`jikeyun_kingdee.fields`); ``pk_field`` the form's
+    primary key (``FStockId``, ``FMATERIALID``, ``FID``), ``number_field`` its business key, unique within the
+    organisation of ``organisation_field`` (base data: ``FUseOrgId``; documents e.g. ``FStockOrgId``).
     ``approval``: ``auto`` creates in one BatchSave with ``IsAutoSubmitAndAudit`` (save, submit and audit in one
     transaction; rows it refuses for their submit/audit go the explicit way); ``explicit`` is Save, Submit, Audit;
     ``none`` saves only. Updates always take the explicit chain. The older ``submit_and_audit: true|false`` is
@@ -172,13 +201,15 @@ class TargetSpec(_Model):
     connection: str = "kingdee_default"
     form_id: str = Field(min_length=1)
     organisation: str = Field(min_length=1)
-    number_field: str = "FNumber"
-    pk_field: str = "FStockId"
+    organisation_field: str = Field("FUseOrgId", min_length=1)
+    number_field: str = Field("FNumber", min_length=1)
+    pk_field: str = Field(min_length=1)
     rows_per_batch: int = Field(100, ge=1, le=1000)
     approval: Literal["auto", "explicit", "none"] = "explicit"
     lookup_limit: int = Field(2000, ge=1, le=10000)
     required: list[str] = []
-    fields: dict[str, Any]  # "{sourceField}" references, constants, {"FNumber": ...} base-data references
+    fields: dict[str, Any]  # see jikeyun_kingdee.fields: scalars, references, sub-entities, entry lists, write-only
+    _field_map: FieldMap | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -199,15 +230,6 @@ class TargetSpec(_Model):
         """Whether saved records are submitted and audited (``approval`` other than ``none``)."""
         return self.approval != "none"
 
-    @field_validator("fields")
-    @classmethod
-    def _references_are_well_formed(cls, fields: dict[str, Any]) -> dict[str, Any]:
-        for name, value in fields.items():
-            for text in _strings(value):
-                if ("{" in text or "}" in text) and not REFERENCE.match(text):
-                    raise ValueError(f"field {name!r}: {text!r} is not a constant nor a '{{sourceField}}' reference")
-        return fields
-
     @model_validator(mode="after")
     def _keys_are_mapped(self) -> TargetSpec:
         for name in [self.number_field, *self.required]:
@@ -215,9 +237,27 @@ class TargetSpec(_Model):
                 raise ValueError(f"fields: {name!r} must be mapped")
         return self
 
+    def bind(self, lookups: dict[str, LookupSpec]) -> FieldMap:
+        """Parse ``fields`` with the scheme's lookup tables (the scheme does it when it loads).
+
+        :raises ValueError: naming the field (``target.fields.SubHeadEntity.FBaseUnitId: …``).
+        """
+        tables = {name: Lookup(name, spec.values, spec.missing) for name, spec in lookups.items()}
+        try:
+            self._field_map = FieldMap.parse(self.fields, tables, keys=(self.number_field, self.pk_field))
+        except ValueError as exc:
+            raise ValueError(f"target.{exc}") from None
+        return self._field_map
+
     @property
-    def references(self) -> set[str]:
-        return {m.group(1) for value in self.fields.values() for t in _strings(value) if (m := REFERENCE.match(t))}
+    def field_map(self) -> FieldMap:
+        """The parsed fields (:class:`jikeyun_kingdee.fields.FieldMap`); a target outside a scheme has no tables."""
+        return self._field_map if self._field_map is not None else self.bind({})
+
+    @property
+    def organisation_key(self) -> str:
+        """The ExecuteBillQuery key of the organisation: ``<organisation_field>.FNumber``."""
+        return reference_key(self.organisation_field)
 
 
 class ReconcileSpec(_Model):
@@ -293,6 +333,7 @@ class Scheme(_Model):
     reconcile: ReconcileSpec = ReconcileSpec()
     source: SourceSpec
     target: TargetSpec
+    lookups: dict[str, LookupSpec] = {}
     lifecycle: Lifecycle | None = None
 
     @field_validator("timezone")
@@ -308,6 +349,11 @@ class Scheme(_Model):
     def _aware_start(self) -> Scheme:
         if self.start_date.tzinfo is None:
             object.__setattr__(self, "start_date", pendulum.instance(self.start_date, tz=self.timezone))
+        return self
+
+    @model_validator(mode="after")
+    def _fields_know_the_lookups(self) -> Scheme:
+        self.target.bind(self.lookups)
         return self
 
     @model_validator(mode="after")
@@ -331,16 +377,6 @@ class Scheme(_Model):
     def filter_fields(self) -> list[str]:
         """The source fields filter reads: the condition's and the lifecycle's."""
         return sorted({*self.source.condition_fields, *(self.lifecycle.fields if self.lifecycle else [])})
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
 
 
 def validation_message(error: ValidationError) -> str:
@@ -449,7 +485,7 @@ def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
         spec["window"] = None
     spec["bizcontent"] = bizcontent
     # The platform sent no includeDeleteAndBlockup, so the API left deleted and blocked-up records out.
-    spec["include_blocked_and_deleted"] = _truthy(bizcontent.pop("includeDeleteAndBlockup", 0))
+    spec["include_blocked_and_deleted"] = truthy(bizcontent.pop("includeDeleteAndBlockup", 0))
     # ``condition_bk`` is the platform's disabled alternative condition: not applied (see scheme_from_platform).
     spec["condition"] = [
         [_platform_comparison(c, f"source.condition[{i}][{j}]") for j, c in enumerate(group)]
@@ -478,7 +514,7 @@ def _platform_target(block: dict[str, Any], form_id: str) -> dict[str, Any]:
         if not field:
             _fail(f"target.request[{i}]", "has no 'field'")
         if field == "IsAutoSubmitAndAudit":
-            submit_and_audit = _truthy(value)
+            submit_and_audit = truthy(value)
             continue
         if isinstance(value, str) and value.lower() in ("true", "false") and kind in ("string", "bool"):
             # Kingdee takes "true" and true alike (docs/protocol/kingdee.md §1, body shapes)
@@ -488,18 +524,17 @@ def _platform_target(block: dict[str, Any], form_id: str) -> dict[str, Any]:
             value = {"FNumber": value}  # organisation fields are base-data references by number
         fields[field] = value
     operation = block.get("operation") or {}
+    if form_id not in KINGDEE_PK_FIELDS:
+        _fail("form_id", f"{form_id!r}: its primary key is not known; known forms: {sorted(KINGDEE_PK_FIELDS)}")
     return {
         "form_id": form_id,
+        "pk_field": KINGDEE_PK_FIELDS[form_id],
         "organisation": organisation or _fail("target.request", "no organisation (F...OrgId) field"),
         "fields": fields,
         "rows_per_batch": int(operation.get("rows", 100)),
         "approval": "auto" if submit_and_audit else "none",  # the platform sent IsAutoSubmitAndAudit itself
         "required": [f for f in ("FName", "FNumber") if f in fields],
     }
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes")
 
 
 def _fail(where: str, message: str) -> Any:

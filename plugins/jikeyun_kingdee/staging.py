@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import islice
@@ -62,19 +62,19 @@ def fresh_folder(folder: ObjectStoragePath) -> ObjectStoragePath:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def encode(record: dict[str, Any]) -> str:
+def encode(record: Mapping[str, Any]) -> str:
     """One record as one NDJSON line's text (without the newline)."""
     return _ENCODER.encode(record)
 
 
 @contextmanager
-def ndjson_writer(path: ObjectStoragePath) -> Iterator[Callable[[dict[str, Any]], None]]:
+def ndjson_writer(path: ObjectStoragePath) -> Iterator[Callable[[Mapping[str, Any]], None]]:
     """Write records to ``path`` one at a time, as they come: ``with ndjson_writer(path) as write: write(record)``."""
     with path.open("w", encoding="utf-8") as out:
         yield lambda record: out.write(encode(record) + "\n")
 
 
-def write_ndjson(path: ObjectStoragePath, records: Iterable[dict[str, Any]]) -> int:
+def write_ndjson(path: ObjectStoragePath, records: Iterable[Mapping[str, Any]]) -> int:
     """Write one JSON object a line (UTF-8); return how many."""
     return write_lines(path, (encode(record) for record in records))
 
@@ -95,7 +95,7 @@ def write_lines(path: ObjectStoragePath, lines: Iterable[str]) -> int:
 
 
 def write_parts(
-    folder: ObjectStoragePath, prefix: str, records: Iterable[dict[str, Any]], per_file: int
+    folder: ObjectStoragePath, prefix: str, records: Iterable[Mapping[str, Any]], per_file: int
 ) -> list[tuple[str, int]]:
     """``records`` as NDJSON files ``<prefix>-00000.ndjson``, ``-00001``, … of at most ``per_file`` records each,
     read lazily; returns ``(path, records)`` per file."""

@@ -1,94 +1,36 @@
-"""Pure functions of the pipeline: one record to one item, conditions, lifecycle states, chunk sizes. No I/O, no
-Airflow."""
+"""Pure functions of the pipeline: one record to one item, conditions, lifecycle states. No I/O, no Airflow.
+
+Rendering the Kingdee row is the scheme's field map (:mod:`jikeyun_kingdee.fields`); values are compared loosely
+(:mod:`jikeyun_kingdee.values`)."""
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from jikeyun_kingdee.fields import MappingError
+from jikeyun_kingdee.items import Item, State
 from jikeyun_kingdee.records import parse_jikeyun_time, to_epoch_ms
-from jikeyun_kingdee.scheme import REFERENCE, Comparison, Lifecycle
+from jikeyun_kingdee.scheme import Comparison, Lifecycle
+from jikeyun_kingdee.values import loose, number, truthy
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from jikeyun_kingdee.scheme import Scheme
 
-T = TypeVar("T")
-State = Literal["active", "blocked", "deleted"]
-
-
-class MappingError(ValueError):
-    """A record cannot be mapped; the message names the field."""
-
-
-def render_row(fields: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """Build one target row from a source record: ``"{field}"`` is replaced by the record's value, the rest is constant.
-
-    :raises MappingError: a referenced source field is absent.
-    """
-    return {name: _render(value, record, name) for name, value in fields.items()}
-
-
-def _render(value: Any, record: dict[str, Any], target: str) -> Any:
-    if isinstance(value, str):
-        match = REFERENCE.match(value)
-        if not match:
-            return value
-        source = match.group(1)
-        current: Any = record
-        for part in source.split("."):
-            if not isinstance(current, dict) or part not in current:
-                raise MappingError(f"{target}: source field {source!r} is missing")
-            current = current[part]
-        return current
-    if isinstance(value, dict):
-        return {k: _render(v, record, f"{target}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render(v, record, target) for v in value]
-    return value
+__all__ = ["MappingError", "check_required", "holds", "lifecycle_state", "matches", "staged_state",
+           "transform_record"]
 
 
 def check_required(row: dict[str, Any], required: Iterable[str]) -> None:
-    """:raises MappingError: naming the first required target field that is empty."""
+    """:raises MappingError: naming the first required target field that is empty (blank text, no entries)."""
     for name in required:
         value = row.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             raise MappingError(f"{name}: required but empty")
-
-
-def _loose(value: Any) -> str:
-    """Canonical text for loose comparison: 0, 0.0, "0" and "0.00" are equal; True is "true"."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):  # the common case (Jikeyun's 0/1 flags), without a Decimal
-        return str(value)
-    if value is None:
-        return ""
-    return _loose_text(str(value))
-
-
-@functools.lru_cache(maxsize=4096)  # conditions compare few distinct texts ("0", "1") over and over
-def _loose_text(text: str) -> str:
-    try:
-        number = Decimal(text.strip())
-        if number.is_finite():
-            return format(number.normalize(), "f") if number != 0 else "0"
-    except (InvalidOperation, ValueError):
-        pass
-    return text.strip()
-
-
-def _number(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        return None
 
 
 def holds(comparison: Comparison, record: dict[str, Any]) -> bool:
@@ -96,16 +38,16 @@ def holds(comparison: Comparison, record: dict[str, Any]) -> bool:
     actual = record.get(comparison.field)
     op, expected = comparison.op, comparison.value
     if op in ("empty", "not_empty"):
-        empty = actual is None or _loose(actual) == ""
+        empty = actual is None or loose(actual) == ""
         return empty if op == "empty" else not empty
     if op in ("eq", "ne"):
-        return (_loose(actual) == _loose(expected)) == (op == "eq")
+        return (loose(actual) == loose(expected)) == (op == "eq")
     if op in ("ieq", "ine"):
-        return (_loose(actual).casefold() == _loose(expected).casefold()) == (op == "ieq")
+        return (loose(actual).casefold() == loose(expected).casefold()) == (op == "ieq")
     if op in ("in", "not_in"):
-        values = {_loose(v) for v in (expected if isinstance(expected, list) else [expected])}
-        return (_loose(actual) in values) == (op == "in")
-    left, right = _number(actual), _number(expected)
+        values = {loose(v) for v in (expected if isinstance(expected, list) else [expected])}
+        return (loose(actual) in values) == (op == "in")
+    left, right = number(actual), number(expected)
     if left is None or right is None:
         return False
     return {"gt": left > right, "ge": left >= right, "lt": left < right, "le": left <= right}[op]
@@ -123,9 +65,9 @@ def lifecycle_state(lifecycle: Lifecycle | None, record: dict[str, Any]) -> Stat
     ``active``; without a lifecycle every record is ``active``."""
     if lifecycle is None:
         return "active"
-    if _truthy(record.get(lifecycle.deleted_field)):
+    if truthy(record.get(lifecycle.deleted_field)):
         return "deleted"
-    if _truthy(record.get(lifecycle.blocked_field)):
+    if truthy(record.get(lifecycle.blocked_field)):
         return "blocked"
     return "active"
 
@@ -147,16 +89,12 @@ def staged_state(
     return state if action == "forbid" else None
 
 
-def _truthy(value: Any) -> bool:
-    return _loose(value).casefold() in ("1", "true")
-
-
-def transform_record(scheme: Scheme, raw: dict[str, Any]) -> dict[str, Any]:
-    """One source record → the staged item ``{"key", "modified", "source", "row"}``.
+def transform_record(scheme: Scheme, raw: dict[str, Any]) -> Item:
+    """One source record → its :class:`~jikeyun_kingdee.items.Item`.
 
     ``modified`` is the record's modification time in epoch ms, parsed once: by the scheme's record model when it
     has one (the record is validated into it), else from the raw field; ``source`` holds the fields filter reads
-    (the condition's and the lifecycle's).
+    (the condition's and the lifecycle's); ``row`` is the target field map's rendering.
 
     :raises ValueError: (ValidationError, MappingError) naming the field.
     """
@@ -169,7 +107,7 @@ def transform_record(scheme: Scheme, raw: dict[str, Any]) -> dict[str, Any]:
     key = raw.get(source.id_field)
     if key is None or str(key).strip() == "":
         raise MappingError(f"{source.id_field}: id field is empty")
-    row = render_row(target.fields, raw)
+    row = target.field_map.render(raw)
     check_required(row, target.required)
     return {
         "key": str(key).strip(),
@@ -190,15 +128,3 @@ def _modified_of(record: BaseModel, field: str) -> datetime | None:
 @functools.cache
 def _attribute_of(model: type[BaseModel], alias: str) -> str | None:
     return next((name for name, info in model.model_fields.items() if alias in (name, info.alias)), None)
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of ``size`` items (the last may be shorter), read lazily from any iterable."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def rows_per_load_chunk(rows: int, rows_per_chunk: int, max_chunks: int) -> int:
-    """Rows per load chunk: the scheme's ``rows_per_chunk``, more when that would need more than ``max_chunks``."""
-    return max(rows_per_chunk, math.ceil(rows / max_chunks))

@@ -1,5 +1,6 @@
-"""Upsert of Kingdee base data (BD_STOCK) by business key (``FNumber``) within one use organisation, and its
-lifecycle: records blocked or deleted at the source are forbidden (禁用), forbidden records active again are enabled.
+"""Upsert of Kingdee records by business key within one organisation (the scheme's ``target``), and the lifecycle
+of base data: records blocked or deleted at the source are forbidden (禁用), forbidden records active again are
+enabled. Which fields are compared, and how, is the target's field map (:mod:`jikeyun_kingdee.fields`).
 
 Planning is pure — :func:`plan_lookup` (how to find what exists), :func:`plan_rows` (what each row needs),
 :func:`refusal_cause` (what a refusal of the one-call create means) — and :class:`BatchUpsert` makes the calls.
@@ -9,8 +10,9 @@ With B rows per write call (``rows_per_batch``) and L rows per query (``lookup_l
   when it holds few (:func:`plan_lookup`);
 * creates, by approval mode: ``auto`` ⌈c/B⌉ BatchSave with ``IsAutoSubmitAndAudit`` (save, submit and audit in one
   transaction); ``explicit`` BatchSave, Submit, Audit; ``none`` BatchSave only;
-* updates, only of rows whose fields differ: UnAudit of the audited ones, BatchSave with the primary key, Submit,
-  Audit (the chain also in ``auto`` mode: the flag is not sent on updates);
+* updates, only of rows whose fields differ (or whose write-only fields may have: :func:`plan_rows`): UnAudit
+  of the audited ones, BatchSave with the primary key, Submit, Audit (the chain also in ``auto`` mode: the flag is
+  not sent on updates);
 * ``blocked``/``deleted`` rows: one Forbid call per B records that exist and are not forbidden yet; none for records
   that do not exist (``absent``) or are forbidden already (``unchanged``);
 * active rows whose record is forbidden: one Enable call per B records, then the update if fields differ.
@@ -30,25 +32,32 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
-from jikeyun_kingdee.transform import chunked
+from jikeyun_kingdee.items import State, Status, chunked
+from jikeyun_kingdee.kingdee_forms import (
+    AUDITED,
+    CREATED,
+    DOCUMENT_STATUS,
+    ENABLE,
+    FORBID,
+    FORBID_STATUS,
+    SUBMITTABLE,
+    SUBMITTED,
+    SWITCHED_TO,
+    UNAUDITED,
+    SwitchOperation,
+    in_filter,
+    is_forbidden,
+    organisation_filter,
+)
 
 if TYPE_CHECKING:
+    from jikeyun_kingdee.fields import FieldMap
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook, RowResult
+    from jikeyun_kingdee.scheme import TargetSpec
 
 log = logging.getLogger(__name__)
 
 Approval = Literal["auto", "explicit", "none"]
-State = Literal["active", "blocked", "deleted"]
-Status = Literal["created", "updated", "enabled", "forbidden", "unchanged", "absent", "rejected"]
-
-STATUS_FIELD = "FDocumentStatus"
-FORBID_FIELD = "FForbidStatus"
-ORG_FIELD = "FUseOrgId.FNumber"
-AUDITED = "C"
-SUBMITTABLE = ("Z", "A", "D")
-SUBMITTED = "B"
-FORBIDDEN = "B"
 # Words of a refusal that comes from the submit/audit half of an IsAutoSubmitAndAudit save (or its workflow).
 APPROVAL_WORDS = re.compile(r"提交|审核|工作流|审批|submit|audit|workflow|approv", re.IGNORECASE)
 
@@ -69,37 +78,6 @@ class RowOutcome(BaseModel):
 
 
 # -- pure planning --------------------------------------------------------------------------------------------
-def query_key(field_name: str, value: Any) -> str:
-    """The ExecuteBillQuery column holding a row value: ``<Field>.FNumber`` for base-data references."""
-    return f"{field_name}.FNumber" if isinstance(value, dict) else field_name
-
-
-def comparable_fields(rows: list[dict], *, number_field: str, pk_field: str) -> dict[str, str]:
-    """Row field → query column, for every field that can be compared (scalars and ``{"FNumber": x}``)."""
-    columns: dict[str, str] = {}
-    for row in rows:
-        for name, value in row.items():
-            if name in (number_field, pk_field) or name in columns:
-                continue
-            if (isinstance(value, dict) and set(value) != {"FNumber"}) or isinstance(value, list):
-                continue  # entries and other nested packages are written but not compared
-            columns[name] = query_key(name, value)
-    return columns
-
-
-def _as_bool(value: Any) -> bool:
-    return str(value).strip().lower() in ("true", "1")
-
-
-def same_value(desired: Any, current: Any) -> bool:
-    """Whether a stored value already equals the desired one ("true"/True/1 and "1"/1 count as equal)."""
-    if isinstance(desired, dict):
-        desired = desired.get("FNumber")
-    if isinstance(desired, bool) or isinstance(current, bool) or str(desired).strip().lower() in ("true", "false"):
-        return _as_bool(desired) == _as_bool(current)
-    return ("" if desired is None else str(desired).strip()) == ("" if current is None else str(current).strip())
-
-
 def is_duplicate_number(message: str | None) -> bool:
     """Kingdee's uniqueness error: 违反字段唯一性要求：编码唯一。[X]在当前系统中已经被使用。"""
     text = message or ""
@@ -177,16 +155,20 @@ def plan_rows(
     states: Sequence[str],
     indices: list[int],
     existing: dict[str, dict],
-    columns: dict[str, str],
+    fields: FieldMap,
     *,
     number_field: str,
     approval: Approval,
+    unread_changed: set[int] | frozenset[int] = frozenset(),
 ) -> Plan:
     """Decide, for the rows at ``indices``, what each needs.
 
     :param states: per row ``active``, ``blocked`` or ``deleted``
-    :param existing: number → query row (the columns of ``columns``, primary key, FDocumentStatus, FForbidStatus)
-    :param columns: row field → query column (:func:`comparable_fields`)
+    :param existing: number → Kingdee record (query row, or grouped with its entries: :meth:`FieldMap.group`)
+    :param fields: the target's field map: which fields are read back and how they compare
+    :param unread_changed: rows whose fields that cannot be read back (``write_only``) may have changed since they
+        were last written (the ledger's hash of the row differs or is unknown): updated even when every field that
+        can be read back is the same
     """
     plan, seen = Plan(), set()
     for i in indices:
@@ -199,19 +181,19 @@ def plan_rows(
         elif states[i] != "active":
             if record is None:
                 plan.absent.append(i)
-            elif record.get(FORBID_FIELD) == FORBIDDEN:
+            elif is_forbidden(record):
                 plan.already_forbidden.append(i)
             else:
                 plan.forbids.append(i)
         elif record is None:
             plan.creates.append(i)
         else:
-            forbidden = record.get(FORBID_FIELD) == FORBIDDEN
+            forbidden = is_forbidden(record)
             if forbidden:
                 plan.enables.append(i)
-            if any(not same_value(rows[i][name], record.get(col)) for name, col in columns.items() if name in rows[i]):
+            if fields.differences(rows[i], record) or (fields.write_only and i in unread_changed):
                 plan.updates.append(i)
-            elif approval != "none" and record.get(STATUS_FIELD) != AUDITED:
+            elif approval != "none" and record.get(DOCUMENT_STATUS) != AUDITED:
                 plan.approve_only.append(i)
             elif not forbidden:
                 plan.unchanged.append(i)
@@ -222,22 +204,41 @@ def plan_rows(
 # -- calls ------------------------------------------------------------------------------------------------------
 @dataclass
 class BatchUpsert:
-    """One upsert of a set of rows (a load chunk): its look-ups, writes and outcomes."""
+    """One upsert of a set of rows (a load chunk) into one target: its look-ups, writes and outcomes."""
 
     hook: KingdeeHook
-    form_id: str
+    target: TargetSpec
     rows: list[dict]
     states: Sequence[str]
-    org_number: str
-    number_field: str
-    pk_field: str
-    approval: Approval
-    rows_per_batch: int
-    lookup_limit: int
-    columns: dict[str, str]
+    unread_changed: set[int] = field(default_factory=set)
     outcomes: dict[int, RowOutcome] = field(default_factory=dict)
     to_approve: dict[int, str] = field(default_factory=dict)  # saved record id → its status after the save
     enabled: set[int] = field(default_factory=set)  # rows enabled in this upsert
+
+    @property
+    def form_id(self) -> str:
+        return self.target.form_id
+
+    @property
+    def pk_field(self) -> str:
+        return self.target.pk_field
+
+    @property
+    def number_field(self) -> str:
+        return self.target.number_field
+
+    @property
+    def rows_per_batch(self) -> int:
+        return self.target.rows_per_batch
+
+    @property
+    def lookup_limit(self) -> int:
+        return self.target.lookup_limit
+
+    @property
+    def in_organisation(self) -> str:
+        """FilterString of the target's organisation."""
+        return organisation_filter(self.target.organisation_field, self.target.organisation)
 
     def number(self, i: int) -> str:
         return str(self.rows[i].get(self.number_field) or "").strip()
@@ -250,32 +251,35 @@ class BatchUpsert:
 
     # -- look-ups ------------------------------------------------------------------------------------
     def look_up(self, indices: list[int], known_records: int | None = None) -> dict[str, dict]:
-        """number → record of the organisation, for the numbers of ``indices`` (:func:`plan_lookup`)."""
+        """number → record of the organisation, for the numbers of ``indices`` (:func:`plan_lookup`); a form with
+        entries answers one row per entry, grouped into one record per number."""
         numbers = sorted({self.number(i) for i in indices if self.number(i)})
         plan = plan_lookup(len(numbers), self.lookup_limit, known_records)
-        keys = list(dict.fromkeys([self.pk_field, self.number_field, STATUS_FIELD, FORBID_FIELD,
-                                   *self.columns.values()]))
-        in_org = equals_filter(ORG_FIELD, self.org_number)
-        found: dict[str, dict] = {}
+        fields = self.target.field_map
+        keys = list(dict.fromkeys([self.pk_field, self.number_field, DOCUMENT_STATUS, FORBID_STATUS,
+                                   *fields.read_keys]))
+        rows: list[dict] = []
         if plan.kind == "scope":
             wanted, complete = set(numbers), False
-            pages = self.hook.query_pages(self.form_id, keys, in_org, OrderString=self.pk_field,
+            pages = self.hook.query_pages(self.form_id, keys, self.in_organisation, OrderString=self.pk_field,
                                           Limit=self.lookup_limit)
             for read, page in enumerate(pages, start=1):
-                found.update({str(r[self.number_field]): r for r in page if str(r[self.number_field]) in wanted})
+                rows += [r for r in page if str(r[self.number_field]) in wanted]
                 complete = len(page) < min(self.lookup_limit, self.hook.query_limit or self.lookup_limit)
                 if complete or read >= plan.max_pages:
                     break
             if complete:
-                return found
-            numbers = [n for n in numbers if n not in found]
+                return fields.group(rows, self.number_field)
+            seen = {str(r[self.number_field]) for r in rows}
+            numbers = [n for n in numbers if n not in seen]
             log.info("look-up: the organisation holds more than %d pages; asking %d numbers by IN",
                      plan.max_pages, len(numbers))
+        top = None if fields.entry_lists else len  # entries: rows per number unknown, read every page
         for part in chunked(numbers, self.lookup_limit):
-            where = f"{in_filter(self.number_field, part)} and {in_org}"
-            rows = self.hook.query(self.form_id, keys, where, Limit=self.lookup_limit, TopRowCount=len(part))
-            found.update({str(r[self.number_field]): r for r in rows})  # numbers are unique: at most one row each
-        return found
+            where = f"{in_filter(self.number_field, part)} and {self.in_organisation}"
+            options = {"TopRowCount": top(part)} if top else {}
+            rows += self.hook.query(self.form_id, keys, where, Limit=self.lookup_limit, **options)
+        return fields.group(rows, self.number_field)  # numbers are unique in the organisation: one record each
 
     def statuses(self, ids: list[int], field_name: str) -> dict[int, Any]:
         """record id → ``field_name`` of the records with these ids (IN-queries of up to L ids)."""
@@ -289,13 +293,14 @@ class BatchUpsert:
     # -- the upsert ----------------------------------------------------------------------------------
     def run(self, indices: list[int], known_records: int | None) -> None:
         self.apply(indices, self.look_up(indices, known_records), race_allowed=True)
-        if self.approval != "none":
+        if self.target.approval != "none":
             self.approve()
 
     def apply(self, indices: list[int], existing: dict[str, dict], *, race_allowed: bool) -> None:
         """Plan and write the rows at ``indices``; rows lost to a concurrent writer are retried once as updates."""
-        plan = plan_rows(self.rows, self.states, indices, existing, self.columns, number_field=self.number_field,
-                         approval=self.approval)
+        plan = plan_rows(self.rows, self.states, indices, existing, self.target.field_map,
+                         number_field=self.number_field, approval=self.target.approval,
+                         unread_changed=self.unread_changed)
         for i, message in plan.rejected.items():
             self.outcome(i, "rejected", field=self.number_field, message=message)
         for i in plan.absent:
@@ -312,7 +317,7 @@ class BatchUpsert:
             record = existing[self.number(i)]
             status: Status = "enabled" if i in self.enabled else "updated"
             self.outcome(i, status, id=self.record_id(existing, i), message="content unchanged; submitted/audited")
-            self.to_approve[self.record_id(existing, i)] = record.get(STATUS_FIELD) or "A"
+            self.to_approve[self.record_id(existing, i)] = record.get(DOCUMENT_STATUS) or CREATED
         lost = self.create(plan.creates)
         self.save(self.unaudit([i for i in plan.updates if i not in refused], existing), existing)
         if race_allowed and lost:  # a concurrent writer created these numbers after our look-up: update them
@@ -322,7 +327,7 @@ class BatchUpsert:
 
     def forbid(self, indices: list[int], existing: dict[str, dict]) -> None:
         """One Forbid per batch of records."""
-        for i, note in self.switch("Forbid", indices, existing).items():
+        for i, note in self.switch(FORBID, indices, existing).items():
             self.outcome(i, "forbidden", id=self.record_id(existing, i), message=note)
 
     def enable(self, indices: list[int], existing: dict[str, dict], followed_by: set[int]) -> set[int]:
@@ -330,20 +335,20 @@ class BatchUpsert:
 
         :param followed_by: rows that are updated or approved next (their outcome comes from that step)
         """
-        self.enabled.update(self.switch("Enable", indices, existing))
+        self.enabled.update(self.switch(ENABLE, indices, existing))
         for i in indices:
             if i in self.enabled and i not in followed_by:
                 self.outcome(i, "enabled", id=self.record_id(existing, i), message="enabled; fields unchanged")
         return {i for i in indices if i not in self.enabled}
 
-    def switch(self, operation: Literal["Forbid", "Enable"], indices: list[int],
+    def switch(self, operation: SwitchOperation, indices: list[int],
                existing: dict[str, dict]) -> dict[int, str | None]:
         """Forbid or Enable the records, one call per batch; a refused record gets one status read, and is done when
         it is in the wanted status meanwhile (else rejected here).
 
         :return: row → ``None`` (switched) or the note of a refusal of a record found switched already
         """
-        wanted, call = (FORBIDDEN, self.hook.forbid) if operation == "Forbid" else ("A", self.hook.enable)
+        wanted, call = SWITCHED_TO[operation], self.hook.forbid if operation == FORBID else self.hook.enable
         done: dict[int, str | None] = {}
         failed: dict[int, RowResult] = {}
         for batch in chunked(indices, self.rows_per_batch):
@@ -354,7 +359,7 @@ class BatchUpsert:
                     done[i] = None
                 else:
                     failed[i] = result
-        now = self.statuses([self.record_id(existing, i) for i in failed], FORBID_FIELD) if failed else {}
+        now = self.statuses([self.record_id(existing, i) for i in failed], FORBID_STATUS) if failed else {}
         for i, result in failed.items():
             record_id = self.record_id(existing, i)
             if now.get(record_id) == wanted:
@@ -367,7 +372,7 @@ class BatchUpsert:
     def create(self, indices: list[int]) -> list[int]:
         """Save the new rows as the approval mode says; returns the rows lost to a concurrent writer."""
         explicit = indices
-        if self.approval == "auto":
+        if self.target.approval == "auto":
             explicit = self.create_audited(indices)
         self.save(explicit, {})
         return [i for i in indices if self.outcomes[i].status == "rejected"
@@ -379,7 +384,8 @@ class BatchUpsert:
         unverified: dict[int, int] = {}  # saved id → row, when the server did not echo the status
         for batch in chunked(indices, self.rows_per_batch):
             results = self.hook.batch_save(self.form_id, [self.rows[i] for i in batch], pk_field=self.pk_field,
-                                           number_field=self.number_field, auto_submit_and_audit=True)
+                                           number_field=self.number_field, scope=self.in_organisation,
+                                           auto_submit_and_audit=True)
             for i, result in zip(batch, results, strict=True):
                 if result.ok and result.id is not None:
                     if result.document_status == AUDITED:
@@ -395,12 +401,12 @@ class BatchUpsert:
                         log.warning("auto submit/audit refused %s (%s); trying Save, Submit, Audit",
                                     self.number(i), result.message)
         if unverified:
-            now = self.statuses(list(unverified), STATUS_FIELD)
+            now = self.statuses(list(unverified), DOCUMENT_STATUS)
             for record_id, i in unverified.items():
                 if now.get(record_id) == AUDITED:
                     self.outcome(i, "created", id=record_id)
                 else:
-                    self.flag_not_applied(i, record_id, now.get(record_id) or "A")
+                    self.flag_not_applied(i, record_id, now.get(record_id) or CREATED)
         return explicit
 
     def flag_not_applied(self, i: int, record_id: int, document_status: str) -> None:
@@ -411,13 +417,13 @@ class BatchUpsert:
 
     def unaudit(self, updates: list[int], existing: dict[str, dict]) -> list[int]:
         """UnAudit the audited records among ``updates`` (per batch); returns the rows that may be saved."""
-        audited = [i for i in updates if existing[self.number(i)].get(STATUS_FIELD) == AUDITED]
+        audited = [i for i in updates if existing[self.number(i)].get(DOCUMENT_STATUS) == AUDITED]
         failed = set()
         for batch in chunked(audited, self.rows_per_batch):
             ids = [self.record_id(existing, i) for i in batch]
             for i, result in zip(batch, self.hook.unaudit(self.form_id, ids=ids), strict=True):
                 if result.ok:
-                    existing[self.number(i)][STATUS_FIELD] = "D"
+                    existing[self.number(i)][DOCUMENT_STATUS] = UNAUDITED
                 else:
                     failed.add(i)
                     self.outcome(i, "rejected", id=self.record_id(existing, i), field=result.field,
@@ -430,7 +436,8 @@ class BatchUpsert:
             records = [existing.get(self.number(i)) for i in batch]
             models = [{self.pk_field: int(r[self.pk_field]), **self.rows[i]} if r else dict(self.rows[i])
                       for i, r in zip(batch, records, strict=True)]
-            results = self.hook.batch_save(self.form_id, models, pk_field=self.pk_field, number_field=self.number_field)
+            results = self.hook.batch_save(self.form_id, models, pk_field=self.pk_field, number_field=self.number_field,
+                                           scope=self.in_organisation)
             for i, record, result in zip(batch, records, results, strict=True):
                 prior = self.outcomes.get(i)
                 note = f"auto submit/audit refused ({prior.message}); " if prior and prior.status == "rejected" else ""
@@ -439,8 +446,8 @@ class BatchUpsert:
                     self.outcome(i, status, id=result.id, fields_updated=status == "enabled",
                                  message=(note + "saved explicitly") if note else
                                  "enabled; fields updated" if status == "enabled" else None)
-                    if self.approval != "none":
-                        self.to_approve[result.id] = (record or {}).get(STATUS_FIELD) or "A"
+                    if self.target.approval != "none":
+                        self.to_approve[result.id] = (record or {}).get(DOCUMENT_STATUS) or CREATED
                 else:
                     self.outcome(i, "rejected", id=int(record[self.pk_field]) if record else None,
                                  field=result.field, message=note + (result.message or ""))
@@ -461,7 +468,7 @@ class BatchUpsert:
                 if not result.ok:
                     failures[record_id] = f"Audit failed: {result.message}"
         if failures:  # a failure may be a replayed transition that had already succeeded: check the status
-            for record_id, status in self.statuses(list(failures), STATUS_FIELD).items():
+            for record_id, status in self.statuses(list(failures), DOCUMENT_STATUS).items():
                 if status == AUDITED:
                     failures.pop(record_id, None)
         for i, outcome in list(self.outcomes.items()):
@@ -472,40 +479,28 @@ class BatchUpsert:
 
 def upsert(
     hook: KingdeeHook,
-    form_id: str,
+    target: TargetSpec,
     rows: list[dict],
     *,
-    org_number: str,
-    states: Sequence[str] | None = None,
-    number_field: str = "FNumber",
-    pk_field: str = "FStockId",
-    approval: Approval = "explicit",
-    rows_per_batch: int = 100,
-    lookup_limit: int = 2000,
+    states: Sequence[State] | None = None,
     known_records: int | None = None,
+    unread_changed: set[int] | None = None,
 ) -> list[RowOutcome]:
-    """Create, update, forbid or enable ``rows`` by business key within one use organisation; one outcome per row,
-    in input order.
+    """Create, update, forbid or enable ``rows`` by business key within the target's organisation; one outcome per
+    row, in input order.
 
     :param hook: the Kingdee hook
-    :param form_id: e.g. ``BD_STOCK``
-    :param rows: BatchSave models (``{"FNumber": ..., "FName": ..., "FUseOrgId": {"FNumber": org}, ...}``)
-    :param org_number: the use organisation the numbers are unique in
+    :param target: the form, its keys, organisation, field map, approval mode, batch and query sizes
+    :param rows: BatchSave models as the target's field map renders them
     :param states: per row ``active`` (default), ``blocked`` or ``deleted`` (forbidden when the record exists)
-    :param number_field: the business key
-    :param pk_field: the primary key (query column and Model field for updates)
-    :param approval: ``auto`` (creates in one BatchSave with IsAutoSubmitAndAudit), ``explicit`` (Save, Submit,
-        Audit) or ``none`` (save only)
-    :param rows_per_batch: rows (or record ids) per write call
-    :param lookup_limit: rows per ExecuteBillQuery, and numbers per IN-query
     :param known_records: how many records the organisation is thought to hold (for :func:`plan_lookup`)
+    :param unread_changed: rows whose write-only fields may have changed (:func:`plan_rows`)
     """
     if not rows:
         return []
     states = list(states) if states is not None else ["active"] * len(rows)
     if len(states) != len(rows):
         raise ValueError(f"{len(rows)} rows but {len(states)} states")
-    run = BatchUpsert(hook, form_id, rows, states, org_number, number_field, pk_field, approval, rows_per_batch,
-                      lookup_limit, comparable_fields(rows, number_field=number_field, pk_field=pk_field))
+    run = BatchUpsert(hook, target, rows, states, set(unread_changed or ()))
     run.run(list(range(len(rows))), known_records)
     return [run.outcomes[i] for i in range(len(rows))]

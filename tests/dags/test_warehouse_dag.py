@@ -111,7 +111,7 @@ def test_rerun_of_one_load_chunk_and_a_stale_snapshot(warehouse_dag, jikeyun, ki
         folder = run_folder(staging_base(), DAG_ID, run.run_id, run.data_interval_start, run.data_interval_end)
         (items,) = sorted(str(path) for path in (folder / "filter").glob("chunk-*.ndjson"))
         manifest = load_chunk(
-            scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "items": items}, run.run_id
+            scheme, KingdeeHook(), SyncLedger(scheme.name), folder, {"chunk": 0, "items": items, "rows": 0}, run.run_id
         )
         return list(read_ndjson(manifest["results"]))
 

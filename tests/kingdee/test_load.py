@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from jikeyun_kingdee.items import LoadChunk
 from jikeyun_kingdee.ledger import Applied, SyncLedger, row_hash
 from jikeyun_kingdee.pipeline import load_chunk, summarise
 from jikeyun_kingdee.scheme import load_scheme
@@ -43,7 +44,7 @@ def load(tmp_path: Path, connect, ledger):
         path = staged / f"items-{n:05d}.ndjson"
         write_ndjson(path, items)
         hook = connect()
-        chunk = {"chunk": n, "items": str(path), "rows": len(items)}
+        chunk: LoadChunk = {"chunk": n, "items": str(path), "rows": len(items)}
         manifest = load_chunk(scheme, hook, ledger, folder, chunk, f"run-{n}", **kwargs)
         return manifest, list(read_ndjson(manifest["results"])), hook
 
@@ -137,15 +138,6 @@ def test_rejected_rows_are_not_recorded_and_are_tried_again(load, sandbox, ledge
     assert statuses(results) == {"WH1": "unchanged", "WH2": "created"}
 
 
-def test_chunks_staged_as_batches_before_items_files_still_load(tmp_path: Path, connect, ledger, sandbox) -> None:
-    folder = ObjectStoragePath(f"file://{tmp_path / 'old'}")
-    (folder / "filter").mkdir(parents=True, exist_ok=True)
-    batch = folder / "filter" / "batch-00000.ndjson"
-    write_ndjson(batch, [{"key": "WH1", "modified": T0, "row": warehouse("WH1")}])  # no "state"
-    manifest = load_chunk(SCHEME, connect(), ledger, folder, {"chunk": 0, "batches": [str(batch)]}, "run-old")
-    assert manifest["counts"] == {"created": 1}
-
-
 def test_an_old_ledger_table_gets_the_new_columns_and_keeps_its_times(tmp_path: Path) -> None:
     path = tmp_path / "old-ledger.db"
     with sqlite3.connect(path) as db:
@@ -172,7 +164,7 @@ def test_summary_counts_the_lifecycle(load, tmp_path: Path) -> None:
     rejects = ObjectStoragePath(f"file://{tmp_path / 'rejects.ndjson'}")
     write_ndjson(rejects, [])
     summary = summarise({"fetched": 5, "calls": {}}, {"rejected": 0, "rejects": str(rejects)},
-                        {"counts": {"filtered_out": 0, "duplicates": 0, "rows": 7, "retire": 1, "chunks": 3}},
+                        {"counts": {"in": 7, "filtered_out": 0, "duplicates": 0, "rows": 7, "retire": 1, "chunks": 3}},
                         [first, second, third])
     assert (summary["created"], summary["forbidden"], summary["enabled"], summary["absent"]) == (3, 1, 1, 1)
     assert summary["updated"] == 2  # WH2 renamed, and WH1 enabled with a new name
@@ -184,7 +176,8 @@ def test_target_approval_and_the_older_submit_and_audit() -> None:
 
     from jikeyun_kingdee.scheme import TargetSpec
 
-    base = {"form_id": "BD_STOCK", "organisation": ORG, "fields": {"FNumber": "{warehouseCode}"}}
+    base = {"form_id": "BD_STOCK", "organisation": ORG, "pk_field": "FStockId",
+            "fields": {"FNumber": "{warehouseCode}"}}
     assert (SCHEME.target.approval, SCHEME.target.lookup_limit) == ("auto", 2000)
     assert TargetSpec.model_validate(base).approval == "explicit"
     assert TargetSpec.model_validate(base | {"submit_and_audit": True}).approval == "explicit"

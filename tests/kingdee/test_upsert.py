@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from jikeyun_kingdee.upsert import Lookup, comparable_fields, plan_lookup, plan_rows, refusal_cause, same_value, upsert
+from jikeyun_kingdee.upsert import Lookup, plan_lookup, plan_rows, refusal_cause, upsert
+from jikeyun_kingdee.values import same_value
 
-from tests.support.kingdee import ORG, warehouse
+from tests.support.kingdee import ORG, stock_target, warehouse
 
 
-def run(hook, rows, **kwargs):
-    return upsert(hook, "BD_STOCK", rows, org_number=ORG, **kwargs)
+def run(hook, rows, *, states=None, known_records=None, **settings):
+    return upsert(hook, stock_target(**settings), rows, states=states, known_records=known_records)
 
 
 @pytest.mark.parametrize(("desired", "current", "same"), [
@@ -24,16 +25,16 @@ def test_same_value_normalises_booleans_numbers_and_references(desired, current,
 
 def test_plan_is_pure_and_sorts_rows() -> None:
     rows = [warehouse("A"), warehouse("B"), warehouse("C", name="new"), warehouse("A"), warehouse(""), warehouse("D")]
-    columns = comparable_fields(rows, number_field="FNumber", pk_field="FStockId")
-    assert columns["FUseOrgId"] == "FUseOrgId.FNumber" and columns["FName"] == "FName"
+    fields = stock_target().field_map
+    assert fields.compared["FUseOrgId"] == "FUseOrgId.FNumber" and fields.compared["FName"] == "FName"
     stored = {"FName": "仓库B", "FStockProperty": "1", "FCreateOrgId.FNumber": ORG, "FUseOrgId.FNumber": ORG,
               "FAllowMinusQty": True, "FDocumentStatus": "C"}
     existing = {"B": stored, "C": stored | {"FName": "old"}, "D": stored | {"FName": "仓库D", "FDocumentStatus": "A"}}
-    plan = plan_rows(rows, ["active"] * 6, list(range(6)), existing, columns, number_field="FNumber",
+    plan = plan_rows(rows, ["active"] * 6, list(range(6)), existing, fields, number_field="FNumber",
                      approval="explicit")
     assert (plan.creates, plan.updates, plan.unchanged, plan.approve_only) == ([0], [2], [1], [5])
     assert set(plan.rejected) == {3, 4}
-    assert plan_rows(rows, ["active"] * 6, [5], existing, columns, number_field="FNumber",
+    assert plan_rows(rows, ["active"] * 6, [5], existing, fields, number_field="FNumber",
                      approval="none").unchanged == [5]  # not audited, but nothing asks for approval
 
 

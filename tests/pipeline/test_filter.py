@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from jikeyun_kingdee import pipeline
+from jikeyun_kingdee.items import FilterManifest, TransformManifest
 from jikeyun_kingdee.pools import target_pool
 from jikeyun_kingdee.scheme import Lifecycle, Scheme, load_scheme
 from jikeyun_kingdee.staging import (
@@ -31,7 +32,8 @@ def scheme_with(**changes: Any) -> Scheme:
     return SCHEME.model_copy(update=changes)
 
 
-def run_steps(tmp_path: Path, scheme: Scheme, records: list[dict[str, Any]]) -> tuple[dict, dict, list[dict]]:
+def run_steps(tmp_path: Path, scheme: Scheme, records: list[dict[str, Any]]
+              ) -> tuple[TransformManifest, FilterManifest, list[dict]]:
     """Stage ``records`` as extract would (pages of 1,000), then transform and filter them."""
     folder = ObjectStoragePath(f"file://{tmp_path}/run")
     pages = fresh_folder(folder / "extract")

@@ -6,22 +6,25 @@ from pathlib import Path
 
 import pytest
 
+from jikeyun_kingdee.fields import FieldMap
+from jikeyun_kingdee.items import chunked, rows_per_load_chunk
 from jikeyun_kingdee.records import parse_jikeyun_time, to_epoch_ms
 from jikeyun_kingdee.scheme import Comparison, Lifecycle, load_scheme
 from jikeyun_kingdee.transform import (
     MappingError,
     check_required,
-    chunked,
     lifecycle_state,
     matches,
-    render_row,
-    rows_per_load_chunk,
     staged_state,
     transform_record,
 )
 
 FIELDS = {"FName": "{warehouseName}", "FNumber": "{warehouseCode}", "FStockProperty": "1",
           "FUseOrgId": {"FNumber": "I0134"}, "FAllowMinusQty": True}
+
+
+def render_row(fields: dict, record: dict) -> dict:
+    return FieldMap.parse(fields).render(record)
 
 
 def test_render_row_replaces_references_and_keeps_constants() -> None:

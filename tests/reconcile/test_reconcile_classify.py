@@ -10,7 +10,6 @@ from jikeyun_kingdee.reconcile import (
     Finding,
     Tally,
     classify,
-    compared_columns,
     describe,
     query_fields,
     split_calls,
@@ -18,10 +17,10 @@ from jikeyun_kingdee.reconcile import (
 )
 from jikeyun_kingdee.scheme import load_scheme
 
+from tests.support.kingdee import stock_target
+
 REPO = Path(__file__).resolve().parents[2]
-FIELDS = {"FName": "{warehouseName}", "FNumber": "{warehouseCode}", "FStockProperty": "1",
-          "FCreateOrgId": {"FNumber": "I0134"}, "FUseOrgId": {"FNumber": "I0134"}, "FAllowMinusQty": True}
-COLUMNS = compared_columns(FIELDS, number_field="FNumber", pk_field="FStockId")
+STOCKS = stock_target()
 
 
 def item(code: str = "SH0001", name: str = "上海总仓", state: str = "active") -> dict:
@@ -38,7 +37,8 @@ def stock(code: str = "SH0001", name: str = "上海总仓", *, status: str = "C"
 
 
 def check(expected, actual, *, needs_audit: bool = True, known: bool = False) -> Finding | None:
-    return classify(expected, actual, columns=COLUMNS, needs_audit=needs_audit, known=known)
+    return classify(expected, actual, fields=STOCKS.field_map, needs_audit=needs_audit, known=known,
+                    number_field="FNumber", pk_field="FStockId")
 
 
 def found(expected, actual, *, needs_audit: bool = True, known: bool = False) -> Finding:
@@ -50,10 +50,10 @@ def found(expected, actual, *, needs_audit: bool = True, known: bool = False) ->
 
 def test_the_compared_columns_and_query_fields_come_from_the_scheme_mapping() -> None:
     scheme = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
-    columns = compared_columns(scheme.target.fields, number_field="FNumber", pk_field="FStockId")
-    assert columns == {"FName": "FName", "FStockProperty": "FStockProperty", "FCreateOrgId": "FCreateOrgId.FNumber",
-                       "FUseOrgId": "FUseOrgId.FNumber", "FAllowMinusQty": "FAllowMinusQty"}
-    assert query_fields(columns, number_field="FNumber", pk_field="FStockId") == [
+    assert scheme.target.field_map.compared == {
+        "FName": "FName", "FStockProperty": "FStockProperty", "FCreateOrgId": "FCreateOrgId.FNumber",
+        "FUseOrgId": "FUseOrgId.FNumber", "FAllowMinusQty": "FAllowMinusQty"}
+    assert query_fields(scheme.target) == [
         "FStockId", "FNumber", "FDocumentStatus", "FForbidStatus", "FName", "FStockProperty",
         "FCreateOrgId.FNumber", "FUseOrgId.FNumber", "FAllowMinusQty"]
 

@@ -118,7 +118,7 @@ def test_platform_json_file_loads(tmp_path: Path) -> None:
             lambda s, t: s["request"][2].update(value="{{LAST_RUN|datetime}}"),
             "gmtModifiedStart): unknown variable {{LAST_RUN}}",
         ),
-        (lambda s, t: t["request"][0].update(value="{warehouseName"), "field 'FName'"),
+        (lambda s, t: t["request"][0].update(value="{warehouseName"), "target.fields.FName"),
     ],
 )
 def test_platform_errors_name_the_field(tmp_path: Path, change, expected: str) -> None:

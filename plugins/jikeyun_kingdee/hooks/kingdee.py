@@ -32,7 +32,16 @@ from jikeyun_kingdee.compat import AirflowException
 from jikeyun_kingdee.hooks.base import ApiHook
 from jikeyun_kingdee.hooks.base import is_retryable as is_retryable
 from jikeyun_kingdee.hooks.call_log import logged_call
-from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
+from jikeyun_kingdee.kingdee_forms import (
+    DOCUMENT_STATUS,
+    ENABLE,
+    ENABLED,
+    FORBID,
+    FORBID_STATUS,
+    FORBIDDEN,
+    equals_filter,
+    in_filter,
+)
 from jikeyun_kingdee.provider_info import connection_form_methods
 
 if TYPE_CHECKING:
@@ -56,7 +65,6 @@ SECRET_XOR_KEY = b"0054f397c6234378b09ca7d3e5debce7"  # ROT13 of the SDK's "0054
 # of these sizes, shorter than asked, is therefore taken as cut, not as the last page (one call more at worst).
 SAFE_QUERY_LIMIT = 2000
 KNOWN_SERVER_LIMITS = frozenset({2000, 10000})
-FORBIDDEN, ENABLED = "B", "A"  # FForbidStatus: B 禁用 (forbidden), A 正常
 
 
 # -- errors -------------------------------------------------------------------------------------------------
@@ -500,8 +508,9 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
         *,
         pk_field: str | None = None,
         number_field: str = "FNumber",
+        scope: str | None = None,
         auto_submit_and_audit: bool = False,
-        status_field: str = "FDocumentStatus",
+        status_field: str = DOCUMENT_STATUS,
         **options: Any,
     ) -> list[RowResult]:
         """BatchSave; one result per model, by ``DIndex``.
@@ -514,6 +523,7 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
         :param models: the Model data packages
         :param pk_field: query key of the primary key (``FStockId``), enables the check after an unknown outcome
         :param number_field: the business key used for that check
+        :param scope: a FilterString that narrows that check to where the numbers are unique (the organisation)
         :param auto_submit_and_audit: send ``IsAutoSubmitAndAudit`` (save, submit and audit in one transaction; a
             row whose submit or audit fails is not saved and comes back as a row error). The rows' status is asked
             back (``NeedReturnFields``) into :attr:`RowResult.document_status`, so a server that ignores the flag
@@ -532,17 +542,18 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
         except KingdeeOutcomeUnknown:
             if pk_field is None:
                 raise
-            return self._save_after_unknown_outcome(form_id, models, pk_field, number_field, status_field, options)
+            return self._save_after_unknown_outcome(form_id, models, pk_field, number_field, status_field, scope,
+                                                    options)
         return returned_data(reply, self._row_results("BatchSave", reply, len(models)), number_field)
 
     def _save_after_unknown_outcome(
-        self, form_id: str, models: list[dict], pk_field: str, number_field: str, status_field: str, options: dict
+        self, form_id: str, models: list[dict], pk_field: str, number_field: str, status_field: str,
+        scope: str | None, options: dict,
     ) -> list[RowResult]:
         numbers = [m.get(number_field) for m in models if not m.get(pk_field) and m.get(number_field)]
-        orgs = {str((m.get("FUseOrgId") or {}).get("FNumber")) for m in models if isinstance(m.get("FUseOrgId"), dict)}
         where = in_filter(number_field, numbers) if numbers else ""
-        if where and len(orgs) == 1:
-            where += f" and {equals_filter('FUseOrgId.FNumber', orgs.pop())}"
+        if where and scope:
+            where += f" and {scope}"
         self.log.warning("Kingdee BatchSave outcome unknown; checking %d numbers before resending", len(numbers))
         keys = [pk_field, number_field, status_field]
         saved = {str(r[number_field]): r for r in self.query(form_id, keys, where)} if where else {}
@@ -556,7 +567,8 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
                                        document_status=record.get(status_field) or None)
             else:
                 resend.append(i)  # not saved yet, or an update by primary key (resending it is idempotent)
-        again = self.batch_save(form_id, [models[i] for i in resend], number_field=number_field, **options)
+        again = self.batch_save(form_id, [models[i] for i in resend], number_field=number_field,
+                                status_field=status_field, **options)
         for j, result in enumerate(again):
             results[resend[j]] = result.model_copy(update={"index": resend[j]})
         return [results[i] for i in range(len(models))]
@@ -618,7 +630,7 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
         After an unknown outcome the records' ``FForbidStatus`` is read: those already forbidden are done, the
         others are sent once more. Ids need ``pk_field`` (e.g. ``FStockId``) for that check.
         """
-        return self._set_forbid_status(form_id, "Forbid", FORBIDDEN, numbers, ids, pk_field, number_field)
+        return self._set_forbid_status(form_id, FORBID, FORBIDDEN, numbers, ids, pk_field, number_field)
 
     def enable(
         self, form_id: str, numbers: list[str] | None = None, *, ids: list[int] | None = None,
@@ -628,7 +640,7 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
 
         An unknown outcome is settled as in :meth:`forbid`.
         """
-        return self._set_forbid_status(form_id, "Enable", ENABLED, numbers, ids, pk_field, number_field)
+        return self._set_forbid_status(form_id, ENABLE, ENABLED, numbers, ids, pk_field, number_field)
 
     def _set_forbid_status(
         self, form_id: str, op_number: str, wanted: str, numbers: list[str] | None, ids: list[int] | None,
@@ -641,15 +653,15 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
             if key_field is None:
                 raise
         keys = [str(k) for k in (ids or numbers or [])]
-        self.log.warning("Kingdee %s outcome unknown; reading FForbidStatus of %d records before resending",
-                         op_number, len(keys))
-        fields = list(dict.fromkeys([key_field, pk_field or key_field, number_field, "FForbidStatus"]))
+        self.log.warning("Kingdee %s outcome unknown; reading %s of %d records before resending",
+                         op_number, FORBID_STATUS, len(keys))
+        fields = list(dict.fromkeys([key_field, pk_field or key_field, number_field, FORBID_STATUS]))
         found = {str(r[key_field]): r for r in self.query(form_id, fields, in_filter(key_field, ids or keys))}
         results: dict[int, RowResult] = {}
         resend: list[int] = []
         for i, key in enumerate(keys):
             record = found.get(key)
-            if record is not None and record.get("FForbidStatus") == wanted:
+            if record is not None and record.get(FORBID_STATUS) == wanted:
                 record_id = record.get(pk_field) if pk_field else None
                 results[i] = RowResult(index=i, ok=True, id=int(record_id) if record_id is not None else None,
                                        number=str(record.get(number_field)))
@@ -709,7 +721,7 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
 
         :param form_id: e.g. ``BD_STOCK``
         :param field_keys: list or comma-separated text (``FStockId,FNumber,FUseOrgId.FNumber``)
-        :param filter_string: SQL-like FilterString (:mod:`jikeyun_kingdee.kingdee_filters`)
+        :param filter_string: SQL-like FilterString (:mod:`jikeyun_kingdee.kingdee_forms`)
         :param options: ``OrderString``, ``TopRowCount``, ``Limit`` (rows a page, default 2000), ``StartRow``
         """
         keys = [k.strip() for k in field_keys.split(",")] if isinstance(field_keys, str) else list(field_keys)
