@@ -154,6 +154,8 @@ class ScrollPaging(_Model):
         the scroll parameter is added to its list.
     :param expired_sub_codes: sub-codes of an expired scroll (unknown for Jikeyun: none by default).
     :param expired_words: words of an expired scroll's message (any of them, case-insensitive).
+    :param total_field: where an answer carries the scroll's record count (when the request asks for it, e.g.
+        ``hasTotal: 1``); a scroll that returned fewer is read again.
     """
 
     style: Literal["scroll"]
@@ -161,6 +163,7 @@ class ScrollPaging(_Model):
     fields_param: str = Field("fields", min_length=1)
     expired_sub_codes: list[str] = []
     expired_words: list[str] = ["过期", "失效", "scroll"]
+    total_field: str = Field("totalResults", min_length=1)
 
 
 class OffsetPaging(_Model):
