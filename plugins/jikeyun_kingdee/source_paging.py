@@ -30,8 +30,10 @@ that needs no window (``id_cursor``, ``offset``) is one pass without window para
 
 Positions. After each page it has fully yielded, a read exposes :attr:`WindowRead.position` — pass, slice and the
 strategy's own small JSON state (a second, a cursor, a page, a scroll id); ``read_window(..., resume=position)``
-continues from there, re-reading at most one page (or the one second a bulk second is read at), so a read stopped
-by an exhausted quota goes on another day. Records read again may be yielded again; downstream de-duplicates by key.
+continues from there, so a read stopped by an exhausted quota goes on another day. A resumed read re-reads at most
+the page it stopped in — except a scroll stopped inside a page, which reads its slice again (a server scroll cannot
+go back), and a second of an unsorted server denser than a page, which is read again whole. Records read again may
+be yielded again; downstream de-duplicates by key.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ Position = TypedDict("Position", {"pass": int, "slice": int, "at": State | None}
 HISTORY_START = pendulum.datetime(2000, 1, 1, tz=BEIJING)
 #: re-reads of one request before a read gives up because the records keep changing
 STABLE_READ_PASSES = 5
-#: restarts of one slice from an empty scroll before an expired scroll is taken as an error
+#: reads of one slice again, from an empty scroll id, before a scroll that breaks off is taken as an error
 SCROLL_RESTARTS = 3
 #: records an offset page re-reads of the one before it: with two, one record may leave the answer between calls
 CHAIN_OVERLAP = 2
@@ -80,8 +82,9 @@ KEYSET_MIN_PAGE_SIZE = 20
 
 
 class PagingError(RuntimeError):
-    """A read that cannot go on without risking a loss: the records kept changing, the server ignored the window,
-    a cursor or a scroll, or an answer has no list where the scheme says. Names the method; never a secret."""
+    """A read that cannot go on without risking a loss: the records kept changing, the server ignored the window
+    or the scroll, or an answer has something other than a list where the scheme says the records are. Names the
+    method; never a secret."""
 
     def __init__(self, method: str, message: str) -> None:
         super().__init__(f"Jikeyun {method}: {message}")
@@ -558,9 +561,11 @@ class IdCursor:
     without the cursor, each starting two records before the end of the previous one (:func:`chain_page`); the
     first record of each page must be one of the previous page's (then nothing slipped past between the two
     calls, as in :class:`TimeKeyset`'s bulk second), else the pass is read again from its first page (at most
-    :data:`STABLE_READ_PASSES` times). Records at or below the last cursor the server honoured, or below the
-    end of an ascending chain read before, are not yielded again. Fallback calls: ⌈(n+1)/(P-2)⌉ plus the page
-    that showed the cursor ignored, plus one pass per shift. The fallback is logged as a warning.
+    :data:`STABLE_READ_PASSES` times). Records known read are not yielded again: those up to the cursor once a page
+    asked with a later cursor showed it honoured, and those up to the end of an ascending chain read before.
+    Fallback calls: the offsets are multiples of the page size, so pages vary in size to start two records before
+    the previous end — about n / 0.9P calls at P = 200 (n / 0.8P at P = 50) — plus the page that showed the cursor
+    ignored, plus one pass per shift. The fallback is logged as a warning.
 
     Position: ``{"cursor": id}``, or in the fallback ``{"page", "size", "end", "previous", "high"}`` (the next
     offset page, the identities it must start in, and the id up to which records were read).
@@ -619,7 +624,7 @@ class IdCursor:
         index, size, end = state["page"], state["size"], state["end"]
         previous: set[str] = set(state["previous"])
         high = as_id(state.get("high"))
-        ascending, last_id, passes = False, None, 0  # ascending: the chain read in this call so far is
+        ascending, last_id, passes = False, None, 0  # ascending: the pages read since page 0 in this call were
         while True:
             page = pages.page({**self._window(), "pageIndex": index, "pageSize": size})
             self._check(page)
