@@ -44,8 +44,8 @@ PLATFORM_VARIABLE = re.compile(r"^\{\{\s*([A-Z_]+)\s*(?:\|\s*([a-z]+)\s*)?\}\}$"
 # Source-record models a scheme may name as ``source.record_model``: each record is validated into it in transform.
 RECORD_MODELS: dict[str, type[BaseModel]] = {"warehouse": Warehouse}
 
-#: erp.warehouse.get's request field that adds deleted and blocked-up warehouses to the answer (value 1)
-SHOW_ALL_WAREHOUSES = "includeDeleteAndBlockup"
+#: the request field of erp.warehouse.get (and erp.vend.get) that adds deleted and blocked-up records (value 1)
+WITH_BLOCKED_AND_DELETED = "includeDeleteAndBlockup"
 
 # List keys of Jikeyun query APIs (docs/protocol/jikeyun.md §8); the platform's metadata does not name them.
 JIKEYUN_LIST_KEYS = {
@@ -540,8 +540,8 @@ def scheme_from_platform(*, source: dict[str, Any], target: dict[str, Any], form
     spec = _platform_source(source)
     lifecycle = scheme.get("lifecycle") or {}
     forbids = isinstance(lifecycle, dict) and "forbid" in (lifecycle.get("on_blocked"), lifecycle.get("on_deleted"))
-    if forbids and spec["method"] == "erp.warehouse.get" and not _truthy(spec["request"].get(SHOW_ALL_WAREHOUSES)):
-        _fail("lifecycle", f"'forbid' needs the source request field {SHOW_ALL_WAREHOUSES} with value 1")
+    if forbids and not _truthy(spec["request"].get(WITH_BLOCKED_AND_DELETED)):
+        _fail("lifecycle", f"'forbid' needs the source request field {WITH_BLOCKED_AND_DELETED} with value 1")
     return Scheme.model_validate({**scheme, "source": spec, "target": _platform_target(target, form_id)})
 
 

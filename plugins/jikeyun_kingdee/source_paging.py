@@ -791,7 +791,7 @@ class WindowRead:
     each page fully yielded; :attr:`calls` made so far."""
 
     def __init__(self, call: Call, source: SourceSpec, start: datetime | None, end: datetime | None,
-                 resume: Position | None = None, now: datetime | None = None) -> None:
+                 resume: Position | None = None) -> None:
         self.source = source
         self.calls = 0
 
@@ -806,9 +806,9 @@ class WindowRead:
         self.passes: list[WindowPair | None] = [None] if windowless else list(source.windows)
         self.slices: list[tuple[int, int] | None] = [None]
         if not windowless:
-            lo, hi = window_seconds(start, end, now or pendulum.now("UTC"))
+            lo, hi = window_seconds(start, end, pendulum.now("UTC"))
             max_seconds = None if source.max_window is None else math.floor(source.max_window.total_seconds())
-            self.slices = list(window_slices(lo, hi, max_seconds))
+            self.slices = [*window_slices(lo, hi, max_seconds)]
         resume = resume or {"pass": 0, "slice": 0, "at": None}
         self._pass, self._slice, self._at = resume["pass"], resume["slice"], resume["at"]
         self._strategy: Strategy | None = None
