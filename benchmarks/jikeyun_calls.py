@@ -1,8 +1,22 @@
-"""Jikeyun API calls of ``JikeyunHook.iter_window`` on the sandbox, against the minimum ⌈(n+1)/P⌉.
+"""Jikeyun API calls of the warehouse source's window read (``source_paging.read_window``, style ``time_keyset``) on
+the sandbox, against the minimum ⌈(n+1)/P⌉.
 
 n is the number of records the sandbox holds in the window, P the page size; the minimum is what offset paging
 needs when nothing changes during the read (the ``+1``: a full last page needs one more, empty, page to end). Each
 case runs on a fresh sandbox; "lost" counts records that were in the window, never modified, and not returned.
+
+The formulas of every strategy (``jikeyun_kingdee.source_paging``), per pass of a window (one per window pair) and
+per slice (``max_window_days``):
+
+* ``time_keyset`` (warehouses): sorted server ⌈(n+1)/P⌉ (within 1.1× as long as a page spans more than a few
+  seconds); a bulk second about one call per P - 3 records; an unsorted server 2F + 1 (bisection, F ranges that
+  answered a full page). The figures below.
+* ``id_cursor`` (goods, ``maxSkuId``): ⌈(n+1)/P⌉ per pass when the server honours the cursor; when it ignores it,
+  ⌈(n+1)/(P-2)⌉ overlapping offset pages plus the page that showed it, plus one pass per shift between two calls.
+  A goods window is two passes (goods and SKU modification times), so about 2⌈(n+1)/P⌉ against 1,000 calls a day.
+* ``scroll`` (trades, ``scrollId``): Σ over slices of ⌈(n_s+1)/P⌉ — at least one call per slice of ≤ 7 days — plus
+  the calls of a slice read again after its scroll expired.
+* ``offset`` (a source without a window): ⌈(n+1)/P⌉.
 
 Run: ``.venv/bin/python benchmarks/jikeyun_calls.py [--quick]``
 """
@@ -28,6 +42,8 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jk-bench-airflow-
 from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 from jikeyun_kingdee.sandbox._http import round_trip_ms
 from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
+from jikeyun_kingdee.scheme import SourceSpec
+from jikeyun_kingdee.source_paging import read_window
 
 METHOD, LIST_KEY, ALL = "erp.warehouse.get", "warehouseInfo", {"includeDeleteAndBlockup": 1}
 HOUR = (datetime(2025, 6, 1, 0, 0, tzinfo=timezone.utc), datetime(2025, 6, 1, 1, 0, tzinfo=timezone.utc))
@@ -47,15 +63,16 @@ def in_window(sandbox: JikeyunSandbox, window: Window) -> set[str]:
 
 
 def read(sandbox: JikeyunSandbox, window: Window, page_size: int) -> tuple[set[str], int, float]:
-    """Codes returned, calls made and seconds taken by one ``iter_window`` read."""
+    """Codes returned, calls made and seconds taken by one window read of the warehouse source."""
     os.environ["AIRFLOW_CONN_JIKEYUN_DEFAULT"] = json.dumps({
         "conn_type": "jikeyun", "host": sandbox.url, "login": sandbox.appkey, "password": sandbox.appsecret,
     })
     hook = JikeyunHook()
+    source = SourceSpec.model_validate({"method": METHOD, "list_path": LIST_KEY, "page_size": page_size,
+                                        "request": ALL, "id_field": "warehouseCode"})
     start, end = window or (None, None)
     began = time.perf_counter()
-    codes = {r["warehouseCode"] for r in hook.iter_window(
-        METHOD, LIST_KEY, window_start=start, window_end=end, page_size=page_size, bizcontent=ALL)}
+    codes = {r["warehouseCode"] for r in read_window(hook.call, source, start, end)}
     return codes, hook.call_counts[METHOD], time.perf_counter() - began
 
 

@@ -37,6 +37,7 @@ from jikeyun_kingdee.items import (
 )
 from jikeyun_kingdee.ledger import Applied, row_hash
 from jikeyun_kingdee.scheme import Scheme, validation_message
+from jikeyun_kingdee.source_paging import read_window
 from jikeyun_kingdee.staging import (
     LatestByKey,
     encode,
@@ -109,30 +110,11 @@ def check_target(scheme: Scheme, hook: KingdeeHook) -> CheckManifest:
 def extract(
     scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath, start: datetime | None, end: datetime | None
 ) -> ExtractManifest:
-    """Read the window (or everything when ``start``/``end`` are None) and stage the raw records."""
+    """Read the window (or everything when ``start``/``end`` are None) with the scheme's paging strategy
+    (:func:`~jikeyun_kingdee.source_paging.read_window`) and stage the raw records."""
     source = scheme.source
     out = fresh_folder(folder / "extract")
-    bizcontent = dict(source.bizcontent)
-    if source.include_blocked_and_deleted:
-        bizcontent["includeDeleteAndBlockup"] = 1
-    if source.window is None:
-        records: Iterable[dict[str, Any]] = (
-            record
-            for page in hook.iter_pages(source.method, bizcontent, source.list_key, source.page_size)
-            for record in page
-        )
-    else:
-        records = hook.iter_window(
-            source.method,
-            source.list_key,
-            window_start=start,
-            window_end=end,
-            page_size=source.page_size,
-            start_field=source.window.start_field,
-            end_field=source.window.end_field,
-            modified_field=source.window.modified_field,
-            bizcontent=bizcontent,
-        )
+    records = read_window(hook.call, source, start, end)
     pages, fetched = _write_parts(out, "page", records)
     log.info("extract: %d records from %s in %d staged pages", fetched, source.method, len(pages))
     return {

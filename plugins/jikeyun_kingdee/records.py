@@ -21,6 +21,8 @@ from pydantic.alias_generators import to_camel
 
 #: Jikeyun speaks Beijing time: the one time zone of the package (records, hooks, alerts)
 BEIJING = pendulum.timezone("Asia/Shanghai")
+#: how Jikeyun writes a time on the wire (pendulum tokens): ``yyyy-MM-dd HH:mm:ss``, Beijing time
+WIRE_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
 
 
 def parse_jikeyun_time(value: Any) -> datetime | None:
@@ -47,6 +49,16 @@ def parse_jikeyun_time(value: Any) -> datetime | None:
     else:
         raise ValueError(f"not a time: {value!r}")
     return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
+
+
+def beijing_time(moment: datetime | float) -> str:
+    """``yyyy-MM-dd HH:mm:ss`` in Beijing time, as Jikeyun takes times on the wire, from an aware datetime or epoch
+    seconds."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValueError("Jikeyun windows need timezone-aware datetimes")
+        return pendulum.instance(moment).in_timezone(BEIJING).format(WIRE_TIME_FORMAT)
+    return pendulum.from_timestamp(moment, tz=BEIJING).format(WIRE_TIME_FORMAT)
 
 
 def to_epoch_ms(moment: datetime | None) -> int | None:

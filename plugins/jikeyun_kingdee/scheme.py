@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,6 +48,9 @@ PLATFORM_VARIABLE = re.compile(r"^\{\{\s*([A-Z_]+)\s*(?:\|\s*([a-z]+)\s*)?\}\}$"
 
 # Source-record models a scheme may name as ``source.record_model``: each record is validated into it in transform.
 RECORD_MODELS: dict[str, type[BaseModel]] = {"warehouse": Warehouse}
+
+#: the request field of erp.warehouse.get (and erp.vend.get) that adds deleted and blocked-up records (value 1)
+WITH_BLOCKED_AND_DELETED = "includeDeleteAndBlockup"
 
 # List keys of Jikeyun query APIs (docs/protocol/jikeyun.md §8); the platform's metadata does not name them.
 JIKEYUN_LIST_KEYS = {
@@ -85,6 +88,19 @@ def _cron(value: str) -> str:
 CronExpression = Annotated[str, AfterValidator(_cron)]
 
 
+def _renamed(data: Any, *renames: tuple[str, str]) -> Any:
+    """A mapping with its older key names (``(old, new)`` pairs) given their new names; other input unchanged."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for old, new in renames:
+        if old in data:
+            if new in data:
+                raise ValueError(f"{old} is the older name of {new}: give one of them")
+            data[new] = data.pop(old)
+    return data
+
+
 class SchemeError(ValueError):
     """A scheme file is invalid; the message names the file and the field."""
 
@@ -101,27 +117,129 @@ class Comparison(_Model):
     value: Any = None
 
 
-class WindowSpec(_Model):
-    """How the incremental window is sent and which record field it filters on."""
+class WindowPair(_Model):
+    """One window pair of the source: the request parameters its bounds go in and the record field they filter.
 
-    start_field: str = "gmtModifiedStart"
-    end_field: str = "gmtModifiedEnd"
-    modified_field: str = "gmtModified"
+    Each pair is one pass over the run's window (a server that ANDs two pairs when both are sent is read once per
+    pair). The older names ``start_field`` / ``end_field`` are read too.
+    """
+
+    start_param: str = Field("gmtModifiedStart", min_length=1)
+    end_param: str = Field("gmtModifiedEnd", min_length=1)
+    modified_field: str = Field("gmtModified", min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older_names(cls, data: Any) -> Any:
+        return _renamed(data, ("start_field", "start_param"), ("end_field", "end_param"))
+
+
+class TimeKeysetPaging(_Model):
+    """Keyset paging on the modification time (:class:`~jikeyun_kingdee.source_paging.TimeKeyset`)."""
+
+    style: Literal["time_keyset"] = "time_keyset"
+
+
+class IdCursorPaging(_Model):
+    """An id cursor (:class:`~jikeyun_kingdee.source_paging.IdCursor`), e.g. ``maxSkuId`` over ``skuId``.
+
+    :param cursor_param: the request parameter: "records whose id is greater than this".
+    :param cursor_field: the record field holding the (numeric) id.
+    :param first_cursor: the cursor of the first request.
+    """
+
+    style: Literal["id_cursor"]
+    cursor_param: str = Field(min_length=1)
+    cursor_field: str = Field(min_length=1)
+    first_cursor: str = "0"
+
+
+class ScrollPaging(_Model):
+    """A server scroll (:class:`~jikeyun_kingdee.source_paging.ServerScroll`), e.g. ``scrollId``.
+
+    :param scroll_param: the request parameter, and where the answer carries the next one (``result.data`` or the
+        last record).
+    :param fields_param: the request parameter listing the fields to return; when the scheme's request sets it,
+        the scroll parameter is added to its list.
+    :param expired_sub_codes: sub-codes of an expired scroll (unknown for Jikeyun: none by default).
+    :param expired_words: words of an expired scroll's message (any of them, case-insensitive).
+    :param total_field: where an answer carries the scroll's record count (when the request asks for it, e.g.
+        ``hasTotal: 1``); a scroll that returned fewer is read again.
+    """
+
+    style: Literal["scroll"]
+    scroll_param: str = Field("scrollId", min_length=1)
+    fields_param: str = Field("fields", min_length=1)
+    expired_sub_codes: list[str] = []
+    expired_words: list[str] = ["过期", "失效", "scroll"]
+    total_field: str = Field("totalResults", min_length=1)
+
+
+class OffsetPaging(_Model):
+    """Plain 0-based ``pageIndex`` pages (:class:`~jikeyun_kingdee.source_paging.OffsetPages`), for a source
+    without a window."""
+
+    style: Literal["offset"]
+
+
+Paging = Annotated[TimeKeysetPaging | IdCursorPaging | ScrollPaging | OffsetPaging, Field(discriminator="style")]
+#: request parameters the paging sets itself
+PAGING_PARAMS = ("pageIndex", "pageSize")
 
 
 class SourceSpec(_Model):
+    """Where records come from: a Jikeyun query API, how its pages are read, and which records are kept.
+
+    ``list_path``: where the records are under ``result.data`` (dotted; a leading ``result.data.`` is accepted).
+    ``windows``: one pass over the run's window per pair (empty: the API has no window, every run reads
+    everything). ``time_format``: how window bounds are sent (``beijing``: ``yyyy-MM-dd HH:mm:ss`` Beijing time;
+    ``epoch_ms``). ``max_window_days``: longer windows are read in slices of at most this span. ``request``: fixed
+    request parameters sent with every call, values as given. Today's ``list_key``, ``window`` and
+    ``bizcontent`` are read as ``list_path``, ``windows`` and ``request``.
+    """
+
     system: Literal["jikeyun"] = "jikeyun"
     connection: str = "jikeyun_default"
     method: str = Field(min_length=1)
-    list_key: str = Field(min_length=1)
+    list_path: str = Field(min_length=1)
     page_size: int = Field(50, ge=1, le=200)
-    window: WindowSpec | None = WindowSpec()  # None: the API has no window, every run reads everything
-    include_blocked_and_deleted: bool = True
-    bizcontent: dict[str, Any] = {}
+    paging: Paging
+    windows: list[WindowPair] = [WindowPair()]
+    time_format: Literal["beijing", "epoch_ms"] = "beijing"
+    max_window_days: float | None = Field(None, gt=0)
+    request: dict[str, Any] = {}
     id_field: str = Field(min_length=1)
     deduplicate: bool = True
     record_model: str | None = None  # a key of RECORD_MODELS
     condition: list[list[Comparison]] = []  # OR of ANDs; empty keeps every record
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older_names(cls, data: Any) -> Any:
+        """``list_key``, ``window`` and ``bizcontent`` as the new fields; ``paging`` by default ``time_keyset``
+        when there is a window, else ``offset``."""
+        if not isinstance(data, dict):
+            return data
+        if "include_blocked_and_deleted" in data:
+            raise ValueError("include_blocked_and_deleted is gone: put the API's own parameter in request: "
+                             "(erp.warehouse.get: request: {includeDeleteAndBlockup: 1})")
+        data = _renamed(data, ("list_key", "list_path"), ("bizcontent", "request"))
+        if "window" in data:
+            if "windows" in data:
+                raise ValueError("window is the older form of windows: give one of them")
+            window = data.pop("window")
+            data["windows"] = [] if window is None else [window]
+        if "paging" not in data:
+            data["paging"] = {"style": "time_keyset" if data.get("windows", [None]) else "offset"}
+        return data
+
+    @field_validator("list_path")
+    @classmethod
+    def _under_result_data(cls, value: str) -> str:
+        path = value.removeprefix("result.data.")
+        if not all(path.split(".")):
+            raise ValueError(f"{value!r} is not a dotted path under result.data")
+        return path
 
     @field_validator("record_model")
     @classmethod
@@ -130,15 +248,45 @@ class SourceSpec(_Model):
             raise ValueError(f"unknown record model {value!r}; known: {', '.join(sorted(RECORD_MODELS))}")
         return value
 
+    @model_validator(mode="after")
+    def _paging_fits_the_windows(self) -> SourceSpec:
+        style = self.paging.style
+        if style in ("time_keyset", "scroll") and not self.windows:
+            raise ValueError(f"paging: {style} reads a window: windows: must name at least one pair")
+        if style == "offset" and self.windows:
+            raise ValueError("paging: offset pages lose records that change during the read: use time_keyset, "
+                             "id_cursor or scroll with windows:, or windows: [] for a source without a window")
+        if self.max_window_days is not None and not self.windows:
+            raise ValueError("max_window_days: slices a window, but windows: is empty")
+        owned = [*PAGING_PARAMS, *(p for pair in self.windows for p in (pair.start_param, pair.end_param))]
+        if isinstance(self.paging, IdCursorPaging):
+            owned.append(self.paging.cursor_param)
+        elif isinstance(self.paging, ScrollPaging):
+            owned.append(self.paging.scroll_param)
+        clashes = sorted(set(owned) & set(self.request))
+        if clashes:
+            raise ValueError(f"request: {', '.join(clashes)} is set by the paging, not by the scheme")
+        return self
+
     @property
     def record_type(self) -> type[BaseModel] | None:
         """The record model every source record is validated into, if the scheme names one."""
         return RECORD_MODELS[self.record_model] if self.record_model else None
 
     @property
+    def modified_fields(self) -> list[str]:
+        """The modification-time fields of the passes, in pass order, each once (``gmtModified`` without a window)."""
+        return list(dict.fromkeys(pair.modified_field for pair in self.windows)) or ["gmtModified"]
+
+    @property
     def modified_field(self) -> str:
-        """The record field holding its modification time (the window's, else Jikeyun's ``gmtModified``)."""
-        return self.window.modified_field if self.window else "gmtModified"
+        """The record field holding its modification time: the first pass's (see :attr:`modified_fields`)."""
+        return self.modified_fields[0]
+
+    @property
+    def max_window(self) -> timedelta | None:
+        """The longest span one request's window may cover, if the API limits it."""
+        return None if self.max_window_days is None else timedelta(days=self.max_window_days)
 
     @property
     def condition_fields(self) -> list[str]:
@@ -356,15 +504,6 @@ class Scheme(_Model):
         self.target.bind(self.lookups)
         return self
 
-    @model_validator(mode="after")
-    def _lifecycle_sees_what_it_forbids(self) -> Scheme:
-        if self.lifecycle is not None and self.lifecycle.forbids and not self.source.include_blocked_and_deleted:
-            raise ValueError(
-                "lifecycle: 'forbid' needs source.include_blocked_and_deleted: true "
-                "(otherwise the API never returns blocked-up or deleted records)"
-            )
-        return self
-
     @property
     def dag_id(self) -> str:
         return f"jikeyun_kingdee_{self.name}"
@@ -437,8 +576,8 @@ def scheme_from_platform(*, source: dict[str, Any], target: dict[str, Any], form
     spec = _platform_source(source)
     lifecycle = scheme.get("lifecycle") or {}
     forbids = isinstance(lifecycle, dict) and "forbid" in (lifecycle.get("on_blocked"), lifecycle.get("on_deleted"))
-    if forbids and not spec["include_blocked_and_deleted"]:
-        _fail("lifecycle", "'forbid' needs the source request field includeDeleteAndBlockup with value 1")
+    if forbids and not truthy(spec["request"].get(WITH_BLOCKED_AND_DELETED)):
+        _fail("lifecycle", f"'forbid' needs the source request field {WITH_BLOCKED_AND_DELETED} with value 1")
     return Scheme.model_validate({**scheme, "source": spec, "target": _platform_target(target, form_id)})
 
 
@@ -447,13 +586,13 @@ def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {"method": method, "id_field": block.get("id") or block.get("number")}
     spec["deduplicate"] = bool(block.get("idCheck", False))
     if method in JIKEYUN_LIST_KEYS:
-        spec["list_key"] = JIKEYUN_LIST_KEYS[method]
+        spec["list_path"] = JIKEYUN_LIST_KEYS[method]
     if "list_key" in block:
-        spec["list_key"] = block["list_key"]
+        spec["list_path"] = block["list_key"]
     if method == "erp.warehouse.get":
         spec["record_model"] = "warehouse"
     window: dict[str, str] = {}
-    bizcontent: dict[str, Any] = {}
+    request: dict[str, Any] = {}
     for i, item in enumerate(block.get("request", [])):
         field, value = item.get("field"), item.get("value")
         where = f"source.request[{i}] ({field})"
@@ -468,24 +607,24 @@ def _platform_source(block: dict[str, Any]) -> dict[str, Any]:
         if variable:
             name = variable.group(1)
             if name == "LAST_SYNC_TIME":
-                window["start_field"] = field
+                window["start_param"] = field
             elif name == "CURRENT_TIME":
-                window["end_field"] = field
+                window["end_param"] = field
             else:
                 _fail(where, f"unknown variable {{{{{name}}}}}; known: LAST_SYNC_TIME, CURRENT_TIME")
         elif isinstance(value, str) and ("{{" in value or "}}" in value):
             _fail(where, f"malformed variable {value!r}")
         elif value is not None:
-            bizcontent[field] = value
+            request[field] = value
     if window:
-        if set(window) != {"start_field", "end_field"}:
+        if set(window) != {"start_param", "end_param"}:
             _fail("source.request", "a window needs both {{LAST_SYNC_TIME}} and {{CURRENT_TIME}} fields")
-        spec["window"] = {**window, "modified_field": "gmtModified"}
+        spec["windows"] = [{**window, "modified_field": "gmtModified"}]
     else:
-        spec["window"] = None
-    spec["bizcontent"] = bizcontent
-    # The platform sent no includeDeleteAndBlockup, so the API left deleted and blocked-up records out.
-    spec["include_blocked_and_deleted"] = truthy(bizcontent.pop("includeDeleteAndBlockup", 0))
+        spec["windows"] = []
+    # Sent as the platform sent it: without includeDeleteAndBlockup, erp.warehouse.get leaves deleted and
+    # blocked-up warehouses out (see scheme_from_platform).
+    spec["request"] = request
     # ``condition_bk`` is the platform's disabled alternative condition: not applied (see scheme_from_platform).
     spec["condition"] = [
         [_platform_comparison(c, f"source.condition[{i}][{j}]") for j, c in enumerate(group)]

@@ -92,8 +92,9 @@ def staged_state(
 def transform_record(scheme: Scheme, raw: dict[str, Any]) -> Item:
     """One source record → its :class:`~jikeyun_kingdee.items.Item`.
 
-    ``modified`` is the record's modification time in epoch ms, parsed once: by the scheme's record model when it
-    has one (the record is validated into it), else from the raw field; ``source`` holds the fields filter reads
+    ``modified`` is the record's modification time in epoch ms — the latest of its modification fields (one per
+    window pass: a goods record has a goods-level and a SKU-level one) — parsed once: by the scheme's record model
+    when it has one (the record is validated into it), else from the raw fields; ``source`` holds the fields filter reads
     (the condition's and the lifecycle's); ``row`` is the target field map's rendering.
 
     :raises ValueError: (ValidationError, MappingError) naming the field.
@@ -101,9 +102,11 @@ def transform_record(scheme: Scheme, raw: dict[str, Any]) -> Item:
     source, target = scheme.source, scheme.target
     model = source.record_type
     if model is None:
-        modified = parse_jikeyun_time(raw.get(source.modified_field))
+        times = [parse_jikeyun_time(raw.get(name)) for name in source.modified_fields]
     else:
-        modified = _modified_of(model.model_validate(raw), source.modified_field)
+        record = model.model_validate(raw)
+        times = [_modified_of(record, name) for name in source.modified_fields]
+    modified = max((t for t in times if t is not None), default=None)
     key = raw.get(source.id_field)
     if key is None or str(key).strip() == "":
         raise MappingError(f"{source.id_field}: id field is empty")

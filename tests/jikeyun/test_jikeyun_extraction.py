@@ -7,25 +7,23 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jikeyun_kingdee.hooks.jikeyun import JikeyunError, JikeyunFatalError, JikeyunRetryableError
+from jikeyun_kingdee.hooks.jikeyun import (
+    JikeyunError,
+    JikeyunFatalError,
+    JikeyunQuotaExhausted,
+    JikeyunRetryableError,
+)
 from jikeyun_kingdee.records import Warehouse
 from jikeyun_kingdee.sandbox.jikeyun import THROTTLED
+from jikeyun_kingdee.source_paging import PagingError, offset_pages, read_window
 
-METHOD, LIST_KEY = "erp.warehouse.get", "warehouseInfo"
-ALL = {"includeDeleteAndBlockup": 1}
+from tests.support.jikeyun import ALL, METHOD, in_window, ms, plain_pages, read, warehouse_source
+
 UTC = timezone.utc
-
-
-def ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
 
 
 def codes(records) -> list[str]:
     return sorted(r["warehouseCode"] for r in records)
-
-
-def in_window(sandbox, start: datetime, end: datetime) -> set[str]:
-    return {r["warehouseCode"] for r in sandbox.records.values() if ms(start) <= r["gmtModified"] < ms(end)}
 
 
 # ------------------------------------------------------------------------------------------------ paging
@@ -34,25 +32,28 @@ def test_pages_stop_on_short_or_empty_page(connect, make_sandbox, make_hook, tot
     sandbox = make_sandbox(warehouses=total)
     connect(sandbox)
     hook = make_hook()
-    pages = list(hook.iter_pages(METHOD, ALL, LIST_KEY, page_size=50))
+    pages = list(offset_pages(plain_pages(hook, ALL, page_size=50), {}))
     assert [len(p) for p in pages] == sizes
     assert codes(r for p in pages for r in p) == sorted(sandbox.warehouses)
     assert hook.call_counts[METHOD] == sandbox.calls[METHOD] == calls
 
 
-def test_page_size_is_bounded(jikeyun_conn, make_hook):
-    with pytest.raises(ValueError):
-        next(make_hook().iter_pages(METHOD, ALL, LIST_KEY, page_size=201))
+def test_a_source_without_a_window_is_read_by_offset_pages(connect, make_sandbox, make_hook):
+    sandbox = make_sandbox(warehouses=230)
+    connect(sandbox)
+    hook = make_hook()
+    assert codes(read(hook, page_size=50, windows=[])) == sorted(sandbox.warehouses)
+    assert hook.call_counts[METHOD] == 5 and "gmtModifiedStart" not in sandbox.last_request["params"]["bizcontent"]
 
 
 @pytest.mark.parametrize("page_size", [50, 200])
 def test_full_sync_returns_every_warehouse_once(jikeyun_conn, sandbox, make_hook, page_size):
     hook = make_hook()
-    warehouses = list(hook.iter_warehouses(page_size=page_size))
+    warehouses = [Warehouse.model_validate(record) for record in read(hook, page_size=page_size)]
     assert sorted(w.warehouse_code for w in warehouses) == sorted(sandbox.warehouses)
     blocked = sum(w.is_blockup == 1 for w in warehouses)
     assert 150 < blocked < 250 and any(w.is_delete == 1 for w in warehouses)  # ~20 % blocked, a few deleted
-    assert all(w.gmt_modified.tzinfo is not None for w in warehouses)
+    assert all(w.gmt_modified is not None and w.gmt_modified.tzinfo is not None for w in warehouses)
     first = warehouses[0]
     assert Warehouse.model_validate(first.model_dump(mode="json", by_alias=True)) == first
     assert first.to_jikeyun()["gmtModified"] == sandbox.warehouses[first.warehouse_code]["gmtModified"]
@@ -60,7 +61,7 @@ def test_full_sync_returns_every_warehouse_once(jikeyun_conn, sandbox, make_hook
 
 def test_blocked_and_deleted_can_be_left_out(jikeyun_conn, sandbox, make_hook):
     active = {c for c, r in sandbox.warehouses.items() if r["isBlockup"] == 0 and r["isDelete"] == 0}
-    got = {w.warehouse_code for w in make_hook().iter_warehouses(include_blocked_and_deleted=False, page_size=200)}
+    got = set(codes(read(make_hook(), request={})))
     assert got == active
 
 
@@ -80,8 +81,7 @@ def test_no_record_lost_at_either_boundary(connect, make_sandbox, make_hook, sta
     outside = {"BEFORE": start - timedelta(minutes=5), "AFTER": end + timedelta(minutes=5)}
     for code, moment in {**inside, **outside}.items():
         sandbox.add_warehouse(warehouseCode=code, gmtModified=ms(moment))
-    records = list(make_hook().iter_window(METHOD, LIST_KEY, window_start=start, window_end=end, bizcontent=ALL))
-    got = set(codes(records))
+    got = set(codes(read(make_hook(), (start, end))))
     assert set(inside) <= got and not set(outside) & got
     sent = sandbox.last_request["params"]["bizcontent"]
     assert '"gmtModifiedStart":"2025-03-01 23:59:59"' in sent and '"gmtModifiedEnd":"2025-03-02 01:00:00"' in sent
@@ -91,23 +91,22 @@ def test_incremental_window_sees_a_newly_blocked_warehouse(jikeyun_conn, sandbox
     start = datetime(2026, 2, 1, tzinfo=UTC)
     code = next(c for c, r in sandbox.warehouses.items() if r["isBlockup"] == 0)
     sandbox.block_warehouse(code, modified_at=start + timedelta(minutes=10))
-    got = list(make_hook().iter_warehouses(start, start + timedelta(hours=1)))
-    assert [(w.warehouse_code, w.is_blockup) for w in got] == [(code, 1)]
+    got = read(make_hook(), (start, start + timedelta(hours=1)))
+    assert [(w["warehouseCode"], w["isBlockup"]) for w in got] == [(code, 1)]
 
 
 def test_empty_window_makes_no_call(jikeyun_conn, make_hook):
     hook = make_hook()
     moment = datetime(2025, 5, 1, tzinfo=UTC)
-    assert list(hook.iter_window(METHOD, LIST_KEY, window_start=moment, window_end=moment)) == []
+    assert read(hook, (moment, moment)) == []
     assert hook.call_counts[METHOD] == 0
 
 
 def test_server_ignoring_the_window_fails_fast(jikeyun_conn, make_hook):
     hook = make_hook()
-    with pytest.raises(JikeyunError, match="ignored the time window"):
-        list(hook.iter_window(METHOD, LIST_KEY, window_start=datetime(2025, 5, 1, tzinfo=UTC),
-                              window_end=datetime(2025, 6, 1, tzinfo=UTC), start_field="startModified",
-                              end_field="endModified", bizcontent=ALL))
+    with pytest.raises(PagingError, match="ignored the time window"):
+        read(hook, (datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC)),
+             windows=[{"start_param": "startModified", "end_param": "endModified"}])
     assert hook.call_counts[METHOD] == 1
 
 
@@ -128,7 +127,7 @@ def test_fault_ends_with_the_exact_record_set(connect, make_sandbox, make_hook, 
     connect(sandbox, extra={"timeout": 0.5})
     FAULTS[fault](sandbox)
     hook = make_hook()
-    got = codes(hook.iter_window(METHOD, LIST_KEY, window_start=None, window_end=None, bizcontent=ALL))
+    got = codes(read(hook))
     assert got == sorted(sandbox.warehouses)
     retries = 1 if fault.startswith(("HTTP 429", "latency")) else 2
     assert hook.retry_counts[METHOD] == retries
@@ -144,7 +143,7 @@ def test_rate_limit_above_calls_per_second_is_retried(connect, make_sandbox, mak
     connect(sandbox)
     sandbox.throttle(calls_per_second=3)
     hook = make_hook(retry_limit=8, retry_delay=0.2, retry_delay_max=1.0)
-    got = codes(r for page in hook.iter_pages(METHOD, ALL, LIST_KEY, page_size=50) for r in page)
+    got = codes(read(hook, page_size=50, windows=[]))
     assert got == sorted(sandbox.warehouses)
     assert sandbox.calls[f"{METHOD}:{THROTTLED}"] == hook.retry_counts[METHOD] > 0
 
@@ -154,7 +153,7 @@ def test_client_rate_limiter_keeps_under_the_server_limit(connect, make_sandbox,
     connect(sandbox, extra={"max_calls_per_second": 8})
     sandbox.throttle(calls_per_second=16)
     hook = make_hook()
-    got = codes(r for page in hook.iter_pages(METHOD, ALL, LIST_KEY, page_size=50) for r in page)
+    got = codes(read(hook, page_size=50, windows=[]))
     assert got == sorted(sandbox.warehouses)
     assert hook.call_counts[METHOD] == 7 and hook.retry_counts[METHOD] == 0
 
@@ -182,7 +181,6 @@ FATAL = {
     "unknown appkey": ("0858030802", {"login": "99999999"}, METHOD, {}),
     "API not subscribed": ("0130020310", {}, "erp.sales.get", {}),
     "bad parameters": ("0050030002", {}, METHOD, {"pageSize": 500}),
-    "quota exhausted": ("0130000609", {}, METHOD, {}),
 }
 
 
@@ -190,13 +188,23 @@ FATAL = {
 def test_fatal_codes_are_not_retried(connect, sandbox, make_hook, case):
     sub_code, conn_overrides, method, biz = FATAL[case]
     connect(sandbox, **conn_overrides)
-    if case == "quota exhausted":
-        sandbox.set_quota(METHOD, 0)
     hook = make_hook()
     with pytest.raises(JikeyunFatalError) as info:
         hook.call(method, {"pageIndex": 0, "pageSize": 50, **biz})
     assert info.value.sub_code == sub_code and info.value.msg and info.value.context_id
     assert hook.call_counts[method] == 1 and hook.retry_counts[method] == 0
+
+
+def test_exhausted_quota_is_its_own_error_and_not_retried(jikeyun_conn, sandbox, make_hook):
+    sandbox.set_quota(METHOD, 2)
+    hook = make_hook()
+    read_ = read_window(hook.call, warehouse_source(page_size=50), None, None)
+    with pytest.raises(JikeyunQuotaExhausted) as info:
+        list(read_)
+    assert not isinstance(info.value, JikeyunFatalError)  # the scheme waits for the next quota period instead
+    assert info.value.sub_code == "0130000609" and "额度不足" in info.value.msg
+    assert hook.call_counts[METHOD] == 3 and hook.retry_counts[METHOD] == 0
+    assert read_.position["at"] is not None  # where the next quota period goes on
 
 
 def test_secret_never_in_logs_or_errors(connect, sandbox, make_hook, caplog, capsys):
@@ -241,8 +249,8 @@ def test_offset_paging_loses_a_record_under_concurrent_modification(connect, mak
     expected = in_window(sandbox, *WINDOW)
     before = {c: r["gmtModified"] for c, r in sandbox.warehouses.items()}
     sandbox.modify_during_paging(after_page=0)
-    window = {"gmtModifiedStart": "2025-03-01 08:00:00", "gmtModifiedEnd": "2025-09-01 08:00:00", **ALL}
-    seen = {r["warehouseCode"] for p in make_hook().iter_pages(METHOD, window, LIST_KEY, page_size) for r in p}
+    window = {"gmtModifiedStart": "2025-03-01 08:00:00", "gmtModifiedEnd": "2025-09-01 08:00:00"}
+    seen = {r["warehouseCode"] for p in offset_pages(plain_pages(make_hook(), ALL, page_size), window) for r in p}
     lost = expected - seen - {_modified_code(sandbox, before)}
     assert len(lost) == 1
 
@@ -258,8 +266,7 @@ def test_window_extraction_loses_nothing_under_concurrent_modification(
     before = {c: r["gmtModified"] for c, r in sandbox.warehouses.items()}
     sandbox.modify_during_paging(after_page=0)
     hook = make_hook()
-    seen = set(codes(hook.iter_window(METHOD, LIST_KEY, window_start=WINDOW[0], window_end=WINDOW[1],
-                                      page_size=page_size, bizcontent=ALL)))
+    seen = set(codes(read(hook, WINDOW, page_size)))
     modified = _modified_code(sandbox, before)
     assert expected - seen <= {modified}  # every unmodified record was read
     assert sandbox.warehouses[modified]["gmtModified"] >= ms(WINDOW[1])  # the modified one is the next run's job
@@ -276,7 +283,6 @@ def test_dense_second_is_read_until_stable(connect, make_sandbox, make_hook):
         sandbox.add_warehouse(warehouseCode=f"BULK{i:03d}", gmtModified=ms(second) + i)
     sandbox.modify_during_paging(after_page=1)
     hook = make_hook()
-    seen = set(codes(hook.iter_window(METHOD, LIST_KEY, window_start=second - timedelta(hours=1),
-                                      window_end=second + timedelta(hours=1), page_size=50, bizcontent=ALL)))
+    seen = set(codes(read(hook, (second - timedelta(hours=1), second + timedelta(hours=1)), page_size=50)))
     moved = {c for c, r in sandbox.warehouses.items() if r["gmtModified"] > ms(second) + 1000}
     assert len(moved) == 1 and set(sandbox.warehouses) - seen <= moved

@@ -15,11 +15,13 @@ from jikeyun_kingdee.hooks.jikeyun import (
     JikeyunAuth,
     JikeyunError,
     JikeyunFatalError,
+    JikeyunQuotaExhausted,
     JikeyunSettings,
     JikeyunThrottledError,
     beijing_time,
     classify_envelope,
     sign,
+    window_bounds,
 )
 from jikeyun_kingdee.sandbox.jikeyun import TIMESTAMP_EXPIRED, verify_sign
 
@@ -123,6 +125,9 @@ def test_code_200_as_string_is_success(connect, make_sandbox, make_hook):
         ({"code": 0, "subCode": "0130020001", "msg": "调用太频繁，请稍后再试"}, JikeyunThrottledError),
         ({"code": 0, "subCode": "0858030801", "msg": "签名错误"}, JikeyunFatalError),
         ({"code": 0, "subCode": "0130020001", "msg": "未知错误"}, JikeyunError),
+        ({"code": 0, "subCode": "0130000609", "msg": "额度不足"}, JikeyunQuotaExhausted),
+        ({"code": 0, "subCode": "0130000609", "msg": ""}, JikeyunQuotaExhausted),
+        ({"code": 0, "subCode": "0130000609", "msg": "该应用未开通开放平台，无法调用接口"}, JikeyunFatalError),
     ],
 )
 def test_envelope_classification(envelope, error):
@@ -130,6 +135,23 @@ def test_envelope_classification(envelope, error):
         classify_envelope("erp.warehouse.get", envelope)
     assert type(info.value) is error
     assert info.value.sub_code == envelope["subCode"] and info.value.method == "erp.warehouse.get"
+
+
+@pytest.mark.parametrize(
+    ("bizcontent", "logged"),
+    [
+        ({"gmtModifiedStart": "2025-01-01 00:00:00", "gmtModifiedEnd": "2025-01-02 00:00:00", "pageIndex": 0},
+         "2025-01-01T00:00:00~2025-01-02T00:00:00"),
+        ({"startModified": "2025-01-01 00:00:00", "endModified": "2025-01-08 00:00:00", "scrollId": ""},
+         "2025-01-01T00:00:00~2025-01-08T00:00:00"),
+        ({"startDateModifiedSku": 1735660800000, "endDateModifiedSku": 1735747200000, "maxSkuId": "0"},
+         "1735660800000~1735747200000"),
+        ({"startDate": "a", "endDate": "b", "startDateModifiedGoods": "c", "endDateModifiedGoods": "d"}, "a~b,c~d"),
+        ({"pageIndex": 0, "start": "x", "endless": "y"}, None),
+    ],
+)
+def test_the_call_log_shows_the_window_of_any_pair(bizcontent, logged):
+    assert window_bounds(bizcontent) == logged
 
 
 def test_success_envelope_variants():

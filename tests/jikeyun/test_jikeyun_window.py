@@ -1,8 +1,11 @@
-"""Keyset window reads over real HTTP: calls against the minimum ⌈(n+1)/P⌉, bulk seconds, concurrent edits, and
-servers that do not sort by time."""
+"""Keyset window reads (:class:`~jikeyun_kingdee.source_paging.TimeKeyset`) over real HTTP: calls against the
+minimum ⌈(n+1)/P⌉, bulk seconds, concurrent edits, servers that do not sort by time, and reads resumed from any
+page."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
 import random
 from collections import Counter
@@ -10,28 +13,38 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jikeyun_kingdee.hooks.jikeyun import (
+from jikeyun_kingdee.source_paging import (
     CHAIN_OVERLAP,
     KEYSET_MIN_PAGE_SIZE,
     SORT_PROOF_CHANCE,
-    _Window,
+    Pages,
+    PagingError,
+    TimeKeyset,
     chain_page,
     is_time_ordered,
+    offset_pages,
+    read_window,
     sort_evidence,
     window_seconds,
 )
 
-METHOD, LIST_KEY = "erp.warehouse.get", "warehouseInfo"
-ALL = {"includeDeleteAndBlockup": 1}
+from tests.support.jikeyun import (
+    ALL,
+    LIST_KEY,
+    METHOD,
+    P,
+    in_window,
+    ms,
+    near_edges,
+    plain_pages,
+    warehouse_source,
+)
+from tests.support.jikeyun import codes as codes_of
+from tests.support.jikeyun import read as read_records
 
-P = 200
 BULK_AT = datetime(2025, 6, 1, 4, 0, 0, tzinfo=timezone.utc)
 HOURS = (BULK_AT - timedelta(hours=1), BULK_AT + timedelta(hours=1))
 HALF_YEAR = (datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 9, 1, tzinfo=timezone.utc))
-
-
-def ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
 
 
 def minimum(n: int, page_size: int = P) -> int:
@@ -39,20 +52,9 @@ def minimum(n: int, page_size: int = P) -> int:
     return math.ceil((n + 1) / page_size)
 
 
-def in_window(sandbox, start: datetime, end: datetime) -> set[str]:
-    return {r["warehouseCode"] for r in sandbox.records.values() if ms(start) <= r["gmtModified"] < ms(end)}
-
-
-def near_edges(sandbox, start: datetime, end: datetime) -> set[str]:
-    """Codes within a second of either end: the one-second widening may return them too."""
-    return {r["warehouseCode"] for r in sandbox.records.values()
-            if min(abs(r["gmtModified"] - ms(start)), abs(r["gmtModified"] - ms(end))) < 2000}
-
-
 def read(hook, window=(None, None), page_size: int = P) -> list[str]:
     """Codes in the order yielded (repeats kept, so tests can see them)."""
-    return [r["warehouseCode"] for r in hook.iter_window(METHOD, LIST_KEY, window_start=window[0],
-                                                          window_end=window[1], page_size=page_size, bizcontent=ALL)]
+    return codes_of(read_records(hook, window, page_size))
 
 
 def modified_since(sandbox, before: dict[str, int]) -> set[str]:
@@ -168,7 +170,7 @@ def test_keyset_read_loses_nothing_when_records_are_edited_meanwhile(
 
 
 def test_dense_read_loses_nothing_when_records_are_edited_between_overlapping_pages(
-    connect, make_sandbox, make_hook, capsys
+    connect, make_sandbox, make_hook, caplog
 ):
     """20 records a second: the read pages by overlapping offsets; three edits at once shift the answer further
     than the overlap, and the read goes on from the last record it is sure of."""
@@ -178,11 +180,12 @@ def test_dense_read_loses_nothing_when_records_are_edited_between_overlapping_pa
     before = snapshot(sandbox)
     sandbox.modify_during_paging(after_calls=2, count=3)
     hook = make_hook()
-    got = read(hook, HOURS)
+    with caplog.at_level(logging.INFO, logger="jikeyun_kingdee.source_paging"):
+        got = read(hook, HOURS)
     modified = modified_since(sandbox, before)
     assert len(modified) == 3 and len(got) == len(set(got))
     assert set(sandbox.warehouses) - modified <= set(got)
-    assert "shifted between pages; reading on from 2025-06-01 11:59:" in capsys.readouterr().out
+    assert "shifted between pages; reading on from 2025-06-01 11:59:" in caplog.text
     assert hook.call_counts[METHOD] <= 1.1 * minimum(2000) + 1
 
 
@@ -199,24 +202,25 @@ def test_offset_paging_of_a_bulk_second_loses_a_record_when_one_is_edited(connec
     sandbox = _bulk_only(make_sandbox, connect)
     before = snapshot(sandbox)
     sandbox.modify_during_paging(after_calls=2)
-    query = {"gmtModifiedStart": "2025-06-01 11:00:00", "gmtModifiedEnd": "2025-06-01 13:00:00", **ALL}
-    got = {r["warehouseCode"] for page in make_hook().iter_pages(METHOD, query, LIST_KEY, P) for r in page}
+    query = {"gmtModifiedStart": "2025-06-01 11:00:00", "gmtModifiedEnd": "2025-06-01 13:00:00"}
+    got = {r["warehouseCode"] for page in offset_pages(plain_pages(make_hook(), ALL), query) for r in page}
     assert len(set(sandbox.warehouses) - got - modified_since(sandbox, before)) == 1
 
 
 @pytest.mark.parametrize("count", [1, 3], ids=["one edit: absorbed by the overlap", "three: read again"])
 def test_bulk_second_read_loses_nothing_when_records_are_edited_meanwhile(
-    connect, make_sandbox, make_hook, capsys, count
+    connect, make_sandbox, make_hook, caplog, count
 ):
     sandbox = _bulk_only(make_sandbox, connect)
     before = snapshot(sandbox)
     sandbox.modify_during_paging(after_calls=2, count=count)
     hook = make_hook()
-    got = read(hook, HOURS)
+    with caplog.at_level(logging.INFO, logger="jikeyun_kingdee.source_paging"):
+        got = read(hook, HOURS)
     modified = modified_since(sandbox, before)
     assert len(modified) == count and len(got) == len(set(got))
     assert set(sandbox.warehouses) - modified <= set(got)
-    reread = "shifted between pages" in capsys.readouterr().out  # hook logs go to stdout
+    reread = "shifted between pages" in caplog.text
     if count == 1:
         assert not reread and hook.call_counts[METHOD] <= minimum(1000) + 2
     else:
@@ -224,8 +228,6 @@ def test_bulk_second_read_loses_nothing_when_records_are_edited_meanwhile(
 
 
 def test_bulk_second_that_keeps_changing_gives_a_typed_error(connect, make_sandbox, make_hook, monkeypatch):
-    from jikeyun_kingdee.hooks.jikeyun import JikeyunError
-
     sandbox = _bulk_only(make_sandbox, connect)
     calls = iter(range(10**6))
     original = sandbox._due_modification
@@ -236,7 +238,7 @@ def test_bulk_second_that_keeps_changing_gives_a_typed_error(connect, make_sandb
         return original(page_index, page)
 
     monkeypatch.setattr(sandbox, "_due_modification", every_second_page)
-    with pytest.raises(JikeyunError, match="kept changing"):
+    with pytest.raises(PagingError, match="kept changing"):
         read(make_hook(), HOURS)
 
 
@@ -244,8 +246,8 @@ def test_bulk_second_that_keeps_changing_gives_a_typed_error(connect, make_sandb
 def _bisection_calls(make_hook, window: tuple[int, int], page_size: int = P) -> int:
     """What the window cost before keyset paging: the bisection alone."""
     hook = make_hook()
-    query = _Window(METHOD, LIST_KEY, page_size, ALL, "gmtModifiedStart", "gmtModifiedEnd", "gmtModified")
-    list(hook._read_bisecting(query, *window, {}, None))
+    pages = Pages(hook.call, METHOD, (LIST_KEY,), page_size, ALL, warehouse_source().windows[0], "beijing")
+    list(TimeKeyset(pages, window)._read_bisecting([(*window, True)], {}, None))
     return hook.call_counts[METHOD]
 
 
@@ -260,7 +262,7 @@ def test_unsorted_server_returns_everything_at_no_more_than_bisection_costs(conn
     assert hook.call_counts[METHOD] <= _bisection_calls(make_hook, window_seconds(None, None, now))
 
 
-def test_order_that_only_looks_like_time_order_loses_nothing(connect, make_sandbox, make_hook, capsys):
+def test_order_that_only_looks_like_time_order_loses_nothing(connect, make_sandbox, make_hook, caplog):
     """Ids that grow with time for the first records, then later ids with older times: the first page proves a sort
     that is not there; a later page shows it, and the whole window is bisected."""
     sandbox = make_sandbox(warehouses=0, sort_by_modified=False)
@@ -276,6 +278,88 @@ def test_order_that_only_looks_like_time_order_loses_nothing(connect, make_sandb
             warehouseCode=f"NEW{i:03d}",
             gmtModified=ms(start + timedelta(seconds=rng.randrange(300 * 3600))),
         )
-    got = read(make_hook())
+    with caplog.at_level(logging.INFO, logger="jikeyun_kingdee.source_paging"):
+        got = read(make_hook())
     assert set(got) == set(sandbox.warehouses)
-    assert "reading the whole window by bisection" in capsys.readouterr().out
+    assert "reading the whole window by bisection" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------- resume
+class QuotaGone(Exception):
+    """Stands for an exhausted quota: the call fails before it reaches the server."""
+
+
+def stopped_and_resumed(hook, window, stop_after: int, page_size: int = P) -> tuple[list[str], list[str], int]:
+    """Read until call ``stop_after + 1`` fails, then resume a new read from the position; return the codes of
+    both reads and the calls of the resumed one."""
+    source = warehouse_source(page_size)
+    calls = iter(range(10**6))
+
+    def call(method, bizcontent):
+        if next(calls) >= stop_after:
+            raise QuotaGone
+        return hook.call(method, bizcontent)
+
+    stopped = read_window(call, source, *window)
+    first: list[str] = []
+    with pytest.raises(QuotaGone):
+        first.extend(record["warehouseCode"] for record in stopped)
+    return first, *resumed_from(hook, window, stopped.position, page_size)
+
+
+def resumed_from(hook, window, position, page_size: int = P) -> tuple[list[str], int]:
+    """The codes and calls of a read resumed from ``position``."""
+    resumed = read_window(hook.call, warehouse_source(page_size), *window, resume=position)
+    return codes_of(resumed), resumed.calls
+
+
+@pytest.mark.parametrize(
+    ("case", "sandbox_args", "window", "full_calls", "stops"),
+    [
+        ("sorted, sparse", {"warehouses": 1000}, (None, None), 6, range(1, 6)),
+        ("20 records a second", {"warehouses": 1000, "modified_from": BULK_AT - timedelta(seconds=25),
+                                 "modified_to": BULK_AT + timedelta(seconds=25)}, HOURS, 6, range(1, 6)),
+        ("server does not sort", {"warehouses": 1000, "sort_by_modified": False}, (None, None), 31,
+         [1, 2, 3, 8, 17, 30]),
+    ],
+)
+def test_a_read_stopped_after_any_page_and_resumed_yields_every_record(
+    connect, make_sandbox, make_hook, case, sandbox_args, window, full_calls, stops
+):
+    sandbox = make_sandbox(**sandbox_args)
+    connect(sandbox)
+    expected = set(sandbox.warehouses) if window == (None, None) else in_window(sandbox, *window)
+    for stop_after in stops:
+        first, second, calls = stopped_and_resumed(make_hook(), window, stop_after)
+        assert expected <= set(first) | set(second), (case, stop_after)
+        assert len(first) + len(second) - len(set(first) | set(second)) <= P  # at most one page read again
+        assert stop_after + calls <= full_calls + 1
+
+
+def test_a_bulk_second_resumes_inside_its_chain_of_pages(connect, make_sandbox, make_hook):
+    sandbox = _bulk_only(make_sandbox, connect)
+    for stop_after in range(1, 6):
+        first, second, calls = stopped_and_resumed(make_hook(), HOURS, stop_after)
+        assert set(sandbox.warehouses) == set(first) | set(second)
+        assert len(first) + len(second) - len(set(first) | set(second)) <= CHAIN_OVERLAP
+        assert stop_after + calls <= minimum(1000) + 2
+
+
+@pytest.mark.parametrize(
+    ("case", "sandbox_args", "window", "records"),
+    [
+        ("sorted, sparse", {"warehouses": 1000}, (None, None), [1, 450, 999]),
+        ("server does not sort", {"warehouses": 1000, "sort_by_modified": False}, (None, None), [1, 450, 999]),
+    ],
+)
+def test_a_read_stopped_inside_a_page_resumes_without_a_loss(
+    connect, make_sandbox, make_hook, case, sandbox_args, window, records
+):
+    """The consumer stops after some records (a killed task, say): the position is still the last whole page's."""
+    sandbox = make_sandbox(**sandbox_args)
+    connect(sandbox)
+    for count in records:
+        stopped = read_window(make_hook().call, warehouse_source(), *window)
+        first = codes_of(itertools.islice(stopped, count))
+        second, _ = resumed_from(make_hook(), window, stopped.position)
+        assert set(sandbox.warehouses) == set(first) | set(second), (case, count)
