@@ -94,8 +94,8 @@ def transform_record(scheme: Scheme, raw: dict[str, Any]) -> Item:
 
     ``modified`` is the record's modification time in epoch ms — the latest of its modification fields (one per
     window pass: a goods record has a goods-level and a SKU-level one) — parsed once: by the scheme's record model
-    when it has one (the record is validated into it), else from the raw fields; ``source`` holds the fields filter reads
-    (the condition's and the lifecycle's); ``row`` is the target field map's rendering.
+    when it has one (the record is validated into it), else from the raw fields; ``source`` holds the fields filter
+    reads (the condition's and the lifecycle's); ``row`` is the target field map's rendering.
 
     :raises ValueError: (ValidationError, MappingError) naming the field.
     """
