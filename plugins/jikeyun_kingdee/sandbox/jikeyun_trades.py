@@ -475,8 +475,8 @@ class TradeBook:
             raise bad_parameter("查询字段不能为空 (fields is required)")
         projection = self._projection(str(biz["fields"]))
         try:
-            page_size = int(biz.get("pageSize") or 50)
-            page_index = int(biz.get("pageIndex") or 0)
+            page_size = int(50 if biz.get("pageSize") in (None, "") else biz["pageSize"])
+            page_index = int(0 if biz.get("pageIndex") in (None, "") else biz["pageIndex"])
         except (TypeError, ValueError):
             raise bad_parameter("参数格式错误 (pageIndex/pageSize)") from None
         if page_index < 0 or not 1 <= page_size <= self.page_size_max:
@@ -580,7 +580,8 @@ class TradeBook:
         else:
             row = {k: self._id(k, line[k], _LINE_ID_FIELDS) for k in projection.lines or () if k in line}
         if projection.deliveries or projection.whole_lines:
-            row["goodsDelivery"] = [{k: batch[k] for k in batch if projection.whole_lines or k in projection.deliveries}
+            keys = projection.deliveries
+            row["goodsDelivery"] = [{k: v for k, v in batch.items() if not keys or k in keys}
                                     for batch in line.get("goodsDelivery") or ()]
         return row
 
