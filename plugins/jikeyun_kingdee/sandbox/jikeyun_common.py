@@ -35,6 +35,7 @@ DEFAULT_TO = datetime(2026, 1, 1, tzinfo=BEIJING)
 _ID_EPOCH_MS = 1_420_070_400_000  # 2015-01-01 UTC
 _ID_SEQUENCE_BITS = 22
 _DAY_MS = 86_400_000
+_OPEN = -(1 << 62)  # before any time
 _T = TypeVar("_T")
 
 
@@ -91,20 +92,47 @@ def parse_id_list(value: Any) -> list[str]:
 class Bounds:
     """Whether a window's start and end are inclusive; the real semantics are unknown (docs/protocol/jikeyun.md)."""
 
+
     start_inclusive: bool = True
     end_inclusive: bool = True
 
-    def contains(self, value: Any, start: Any, end: Any) -> bool:
-        """``value`` within ``[start, end]`` (or open ends as configured); ``None`` bounds are open. Works on
-        epoch ms and on ``yyyy-MM-dd HH:mm:ss`` strings alike (they sort as they read). A missing value is
-        outside any bounded window."""
-        if start is None and end is None:
-            return True
-        if value is None:
-            return False
-        if start is not None and (value < start if self.start_inclusive else value <= start):
-            return False
-        return not (end is not None and (value > end if self.end_inclusive else value >= end))
+    def closed(self, start: int | None, end: int | None, step: int = 1) -> tuple[int, int]:
+        """The window ``[start, end]`` (epoch ms, ``None`` = open) as inclusive bounds on values that are multiples
+        of ``step`` ms (1 for epoch-ms times, 1000 for times in whole seconds), so filters compare ``lo <= v <= hi``.
+        """
+        low = _OPEN if start is None else start if self.start_inclusive else start + step
+        high = -_OPEN if end is None else end if self.end_inclusive else end - step
+        return low, high
+
+
+Check = Callable[[dict[str, Any]], bool]
+"""One filter of a query, tested on a record; a scan runs only the filters a request sent."""
+
+
+def field_in(field: str, values: set[Any]) -> Check:
+    return lambda record: record.get(field) in values
+
+
+def field_between(field: str, low: Any, high: Any) -> Check:
+    """``low <= value <= high`` (inclusive bounds, :meth:`Bounds.closed`); a missing value is outside."""
+
+    def check(record: dict[str, Any]) -> bool:
+        value = record.get(field)
+        return value is not None and low <= value <= high
+
+    return check
+
+
+def flag_is(field: str, value: int) -> Check:
+    return lambda record: int(record.get(field) or 0) == value
+
+
+def text_in(field: str, text: str) -> Check:
+    return lambda record: text in (record.get(field) or "")
+
+
+def passes(record: dict[str, Any], checks: list[Check]) -> bool:
+    return all(check(record) for check in checks)
 
 
 class SandboxClock:

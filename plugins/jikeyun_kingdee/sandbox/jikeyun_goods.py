@@ -34,7 +34,7 @@ import itertools
 import random
 import threading
 from bisect import bisect_right, insort
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,15 +43,21 @@ from jikeyun_kingdee.sandbox.jikeyun_common import (
     DEFAULT_FROM,
     DEFAULT_TO,
     Bounds,
+    Check,
     IdMaker,
     SandboxClock,
     bad_parameter,
     between,
     ean13,
     epoch_ms,
+    field_between,
+    field_in,
+    flag_is,
     parse_bound,
     parse_id_list,
+    passes,
     pick,
+    text_in,
 )
 
 GOODS_METHOD = "erp.storage.goodslist"
@@ -394,7 +400,7 @@ class GoodsCatalogue:
             windows = [(field, parse_bound(biz.get(start), epoch_ms_too=self.epoch_ms_windows),
                         parse_bound(biz.get(end), epoch_ms_too=self.epoch_ms_windows)) for field, start, end in WINDOWS]
             max_sku_id = None if biz.get("maxSkuId") in (None, "") else int(biz["maxSkuId"])
-            matches = self._filter(biz, [w for w in windows if w[1] is not None or w[2] is not None])
+            checks = self._checks(biz, [w for w in windows if w[1] is not None or w[2] is not None])
         except (TypeError, ValueError):
             raise bad_parameter("参数格式错误 (pageIndex/pageSize/maxSkuId/时间/过滤条件)") from None
         if page_index < 0 or not 1 <= page_size <= self.page_size_max:
@@ -409,7 +415,7 @@ class GoodsCatalogue:
             while position < len(order) and len(page) < page_size:
                 record = self.records[order[position]]
                 position += 1
-                if matches(record):
+                if passes(record, checks):
                     if skip:
                         skip -= 1
                     else:
@@ -417,24 +423,14 @@ class GoodsCatalogue:
             self._apply_due_modification(page_index, page)
         return {"goods": page}
 
-    def _filter(self, biz: dict[str, Any], windows: list[tuple[str, int | None, int | None]]
-                ) -> Callable[[dict[str, Any]], bool]:
-        include_deleted = str(biz.get("isQueryDelete", "")) == "1"
-        flags = [(name, int(biz[name])) for name in _FLAGS if biz.get(name) not in (None, "")]
-        exact = [(one, set(parse_id_list(biz.get(one))) | set(parse_id_list(biz.get(f"{one}s"))))
-                 for one in ("goodsNo", "skuBarcode") if biz.get(one) not in (None, "") or biz.get(f"{one}s")]
-        contained = [(name, str(biz[name])) for name in ("goodsName", "skuName", "cateName")
-                     if biz.get(name) not in (None, "")]
-        contains = self.bounds.contains
-
-        def matches(record: dict[str, Any]) -> bool:
-            return ((include_deleted or not record.get("isDelete"))
-                    and all(int(record.get(name) or 0) == value for name, value in flags)
-                    and all(record.get(field) in values for field, values in exact)
-                    and all(text in (record.get(name) or "") for name, text in contained)
-                    and all(contains(record.get(field), lo, hi) for field, lo, hi in windows))
-
-        return matches
+    def _checks(self, biz: dict[str, Any], windows: list[tuple[str, int | None, int | None]]) -> list[Check]:
+        checks = [] if str(biz.get("isQueryDelete", "")) == "1" else [flag_is("isDelete", 0)]
+        checks += [flag_is(name, int(biz[name])) for name in _FLAGS if biz.get(name) not in (None, "")]
+        checks += [field_in(one, set(parse_id_list(biz.get(one))) | set(parse_id_list(biz.get(f"{one}s"))))
+                   for one in ("goodsNo", "skuBarcode") if biz.get(one) not in (None, "") or biz.get(f"{one}s")]
+        checks += [text_in(name, str(biz[name])) for name in ("goodsName", "skuName", "cateName")
+                   if biz.get(name) not in (None, "")]
+        return checks + [field_between(field, *self.bounds.closed(start, end)) for field, start, end in windows]
 
     def _apply_due_modification(self, page_index: int, page: list[dict[str, Any]]) -> None:
         """The scripted concurrent edit, when this page is the one it waits for (then it is used up). The page

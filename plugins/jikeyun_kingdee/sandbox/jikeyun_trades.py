@@ -51,14 +51,19 @@ from jikeyun_kingdee.sandbox.jikeyun_common import (
     DEFAULT_TO,
     ApiFailure,
     Bounds,
+    Check,
     IdMaker,
     SandboxClock,
     bad_parameter,
     beijing_midnight,
     between,
     epoch_ms,
+    field_between,
+    field_in,
+    flag_is,
     parse_id_list,
     parse_wire_time,
+    passes,
     pick,
     wire_time,
 )
@@ -79,7 +84,9 @@ WINDOWS = (
     ("consignTime", "startConsignTime", "endConsignTime"), ("auditTime", "startAuditTime", "endAuditTime"),
     ("completeTime", "startCompleteTime", "endCompleteTime"), ("tradeTime", "startTradeTime", "endTradeTime"),
 )
-NUMBER_CRITERIA = ("tradeNo", "tradeIds", "sourceTradeNos", "tradeDeliveryNo")
+#: number criteria and the record field each matches
+NUMBER_CRITERIA = {"tradeNo": "tradeNo", "tradeIds": "tradeId", "sourceTradeNos": "sourceTradeNo",
+                   "tradeDeliveryNo": "tradeDeliveryNo"}
 _ID_FIELDS = ("tradeId", "shopId", "warehouseId")
 _LINE_ID_FIELDS = ("subTradeId", "tradeId", "goodsId", "specId")
 SCROLL_ID_LOCATIONS = ("data", "rows", "last_row")
@@ -488,8 +495,8 @@ class TradeBook:
                 scroll, position = self._open_scroll(str(scroll_id))
                 trades = scroll.trades
             else:
-                matches = self._criteria(biz)
-                trades = [t for t in (self.records[i] for i in self._order) if matches(t)]
+                checks = self._criteria(biz)
+                trades = [t for t in (self.records[i] for i in self._order) if passes(t, checks)]
                 position = 0 if scroll_id == "" else page_index * page_size
                 if scroll_id == "":
                     self._forget_expired()
@@ -512,8 +519,10 @@ class TradeBook:
             data["totalResults"] = len(trades)
         return data
 
-    def _criteria(self, biz: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
-        windows = []
+    def _criteria(self, biz: dict[str, Any]) -> list[Check]:
+        """The request's filters as checks; refuses a request without a criterion or with a window over
+        ``max_window``."""
+        checks = []
         for record_field, start_key, end_key in WINDOWS:
             start, end = biz.get(start_key), biz.get(end_key)
             if start in (None, "") and end in (None, ""):
@@ -521,14 +530,16 @@ class TradeBook:
             if start in (None, "") or end in (None, ""):
                 raise bad_parameter(f"{start_key}/{end_key}须成对传入 (both ends of a window)")
             try:
-                lo, hi = parse_wire_time(str(start)), parse_wire_time(str(end))
+                low, high = parse_wire_time(str(start)), parse_wire_time(str(end))
             except ValueError:
                 raise bad_parameter(f"{start_key}/{end_key}时间格式错误 (yyyy-MM-dd HH:mm:ss)") from None
-            if hi - lo > self.max_window.total_seconds() * 1000:
+            if high - low > self.max_window.total_seconds() * 1000:
                 raise bad_parameter(f"起止时间不能超过{self.max_window.days}天 ({start_key}/{end_key})")
-            windows.append((record_field, wire_time(lo), wire_time(hi)))
-        numbers = {key: _ids(biz.get(key)) for key in NUMBER_CRITERIA if biz.get(key) not in (None, "", [])}
-        if not windows and not numbers:
+            low, high = self.bounds.closed(low, high, step=1000)  # record times are whole seconds
+            checks.append(field_between(record_field, wire_time(low), wire_time(high)))
+        numbers = [field_in(field, _ids(biz.get(key))) for key, field in NUMBER_CRITERIA.items()
+                   if biz.get(key) not in (None, "", [])]
+        if not checks and not numbers:
             raise bad_parameter("销售单号、网店订单号、分批发货申请单号、修改时间、创建时间、审核时间、发货时间、"
                                 "完成时间、下单时间必传其一")
         try:
@@ -539,21 +550,10 @@ class TradeBook:
             raise bad_parameter("参数格式错误 (tradeStatus/tradeType/isDelete)") from None
         if deleted is None and self.hide_deleted:
             deleted = 0
-        shops, warehouses = _ids(biz.get("shopIds")), _ids(biz.get("warehouseIds"))
-        contains = self.bounds.contains
-        number_fields = {"tradeNo": "tradeNo", "tradeIds": "tradeId", "sourceTradeNos": "sourceTradeNo",
-                         "tradeDeliveryNo": "tradeDeliveryNo"}
-
-        def matches(trade: dict[str, Any]) -> bool:
-            return (all(contains(trade.get(f), lo, hi) for f, lo, hi in windows)
-                    and all(str(trade.get(number_fields[k])) in values for k, values in numbers.items())
-                    and (not statuses or trade["tradeStatus"] in statuses)
-                    and (not types or trade["tradeType"] in types)
-                    and (deleted is None or int(trade.get("isDelete") or 0) == deleted)
-                    and (not shops or trade["shopId"] in shops)
-                    and (not warehouses or trade["warehouseId"] in warehouses))
-
-        return matches
+        sets: dict[str, set[Any]] = {"tradeStatus": statuses, "tradeType": types, "shopId": _ids(biz.get("shopIds")),
+                "warehouseId": _ids(biz.get("warehouseIds"))}
+        checks += numbers + [field_in(field, values) for field, values in sets.items() if values]
+        return checks + ([] if deleted is None else [flag_is("isDelete", deleted)])
 
     def _projection(self, fields: str) -> _Projection:
         names = [n.strip() for n in fields.split(",") if n.strip()]
