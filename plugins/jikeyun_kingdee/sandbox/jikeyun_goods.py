@@ -241,6 +241,7 @@ class GoodsCatalogue:
         self._seed = seed
         self._next_number = len(self._skus_of) + 1_000_000  # added goods never collide with generated ones
         self._make_id = IdMaker(start=len(self.records))
+        self._serials = itertools.count()  # barcodes of added SKUs (prefix 68: never a generated one)
         self._paging_modification: dict[str, Any] | None = None
         self._lock = threading.RLock()
 
@@ -270,7 +271,7 @@ class GoodsCatalogue:
         come from a generated goods. Its creation and modification times are ``modified_at`` (default now), its ids
         larger than every id made before that time. Returns its records."""
         sku_fields = [{}] * skus if isinstance(skus, int) else list(skus)
-        if not 1 <= len(sku_fields) <= 5 * 10**4:
+        if not sku_fields:
             raise ValueError("a goods has at least one SKU")
         self._check_fields(fields, GOODS_LEVEL_FIELDS, "goods")
         for extra in sku_fields:
@@ -280,14 +281,14 @@ class GoodsCatalogue:
             number = self._next_number
             self._next_number += 1
             rng = random.Random(self._seed * 1_000_003 + number)
-            template = _goods_records(rng, self._make_id, number, 0, 1, self._seed, None)[0]
+            template = _goods_records(rng, IdMaker(), number, 0, 1, self._seed, 1)[0]
             goods_no = fields.get("goodsNo", template["goodsNo"])
             if goods_no in self._skus_of:
                 raise ValueError(f"goodsNo {goods_no!r} exists")
             goods_id = str(self._make_id(ms))
             added = []
             for index, extra in enumerate(sku_fields):
-                barcode = ean13(f"68{self._seed % 1000:03d}{(number * 5 + index) % 10**7:07d}")
+                barcode = ean13(f"68{self._seed % 1000:03d}{next(self._serials) % 10**7:07d}")
                 record = {**template, **fields, "goodsId": goods_id, "skuId": str(self._make_id(ms)),
                           "skuName": "默认规格" if len(sku_fields) == 1 else f"规格{index + 1}",
                           "skuNo": f"{goods_no}-{index + 1:02d}", "skuBarcode": barcode, "mainBarcode": barcode,

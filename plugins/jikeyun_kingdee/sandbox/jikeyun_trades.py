@@ -364,12 +364,6 @@ class TradeBook:
                 raise KeyError(f"no trade {trade_no!r}")
             return self.records[self._by_no[trade_no]]
 
-    @property
-    def trade_nos(self) -> list[str]:
-        """Trade numbers in ``tradeId`` order."""
-        with self._lock:
-            return [self.records[i]["tradeNo"] for i in self._order]
-
     # -- scripting --------------------------------------------------------------------------------------------
     def add_trade(self, *, lines: int | list[dict[str, Any]] = 1, status: int = 4110, trade_type: int = 1,
                   modified_at: datetime | None = None, **fields: Any) -> dict[str, Any]:
