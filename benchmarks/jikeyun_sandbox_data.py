@@ -30,6 +30,7 @@ from jikeyun_kingdee.sandbox.jikeyun import BEIJING, JikeyunSandbox, generate_wa
 from jikeyun_kingdee.sandbox.jikeyun_goods import GOODS_METHOD, generate_catalogue
 from jikeyun_kingdee.sandbox.jikeyun_trades import TRADES_METHOD, generate_trades
 
+#: every generated time (goods and trades) lies in these two months
 TRADES_FROM, TRADES_TO = datetime(2025, 1, 1, tzinfo=BEIJING), datetime(2025, 3, 1, tzinfo=BEIJING)
 
 
@@ -84,12 +85,12 @@ def main() -> None:
             "goods, maxSkuId cursor mid-catalogue, 200 rows": {
                 "pageIndex": 0, "pageSize": 200, "maxSkuId": sorted(sandbox.goods.records)[skus // 2]},
             "goods, SKU window of one month, 200 rows (scans until 200 match)": {
-                "pageIndex": 0, "pageSize": 200, "startDateModifiedSku": "2025-06-01 00:00:00",
-                "endDateModifiedSku": "2025-07-01 00:00:00"},
+                "pageIndex": 0, "pageSize": 200, "startDateModifiedSku": "2025-01-15 00:00:00",
+                "endDateModifiedSku": "2025-02-15 00:00:00"},
             "goods, both windows of one day (scans every SKU, few rows)": {
-                "pageIndex": 0, "pageSize": 200, "startDateModifiedSku": "2025-06-01 00:00:00",
-                "endDateModifiedSku": "2025-06-02 00:00:00", "startDateModifiedGoods": "2025-01-01 00:00:00",
-                "endDateModifiedGoods": "2025-12-31 00:00:00"},
+                "pageIndex": 0, "pageSize": 200, "startDateModifiedSku": "2025-02-01 00:00:00",
+                "endDateModifiedSku": "2025-02-02 00:00:00", "startDateModifiedGoods": "2025-01-01 00:00:00",
+                "endDateModifiedGoods": "2025-03-01 00:00:00"},
         }
         for label, biz in goods_pages.items():
             print(f"{label:<66}{median_ms(session, sandbox, GOODS_METHOD, biz):>8.1f}")
