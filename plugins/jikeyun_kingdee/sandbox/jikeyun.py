@@ -1,17 +1,33 @@
-"""Jikeyun open-API sandbox: signed form POSTs, ``erp.warehouse.get`` over an in-memory warehouse dataset.
+"""Jikeyun open-API sandbox, the gateway: signed form POSTs, dispatch by method, throttling, quotas and the sandbox's
+clock; ``erp.warehouse.get`` over an in-memory warehouse dataset (here), ``erp.storage.goodslist`` over a goods
+catalogue (:mod:`~jikeyun_kingdee.sandbox.jikeyun_goods`) and ``oms.trade.fullinfoget`` over sales trades
+(:mod:`~jikeyun_kingdee.sandbox.jikeyun_trades`).
 
 Protocol (see docs/protocol/jikeyun.md): the signature is checked (recomputed from the received parameters), the
 timestamp must be Beijing time within ±10 minutes, pages are 0-based with ``pageSize`` ≤ 200 and offset
 ``pageIndex × pageSize``, the window filters ``gmtModified`` (Beijing time strings), ``includeDeleteAndBlockup`` = 1
 adds deleted and blocked-up warehouses. Where the public sources say nothing the sandbox is configurable:
-``start_inclusive`` / ``end_inclusive`` (window ends), ``code_as_string`` (``"200"`` instead of ``200``) and
-``sort_by_modified`` — by default records come ordered by ``gmtModified`` (then ``warehouseId``); ``False`` orders
-them by ``warehouseId`` only, a server whose order says nothing about time. Either order is stable between calls.
+``start_inclusive`` / ``end_inclusive`` (window ends, for every method), ``code_as_string`` (``"200"`` instead of
+``200``) and ``sort_by_modified`` — by default warehouses come ordered by ``gmtModified`` (then ``warehouseId``);
+``False`` orders them by ``warehouseId`` only, a server whose order says nothing about time. Either order is stable
+between calls. The goods and trades modules document their own assumptions and settings.
 
-Scripting (in-process or ``POST /_sandbox/<command>``): ``add-warehouse``, ``modify-warehouse``, ``block-warehouse``,
-``bulk-edit`` (many warehouses in one modification second, as a bulk action or an import gives them),
-``throttle``, ``quota``, ``modify-during-paging`` (edit records between two page reads), ``warehouses``; generic
-transport faults come from :class:`~jikeyun_kingdee.sandbox._http.SandboxServer`.
+Quotas: ``daily_quota`` calls per method and Beijing day of the sandbox's clock — ``erp.storage.goodslist`` 1,000 by
+default, as the official interface list says; other methods unlimited, their quotas are not known — answered with
+sub-code ``0130000609`` 额度不足 once spent; ``calls_today`` counts them. ``quota`` is a budget of calls regardless
+of the day (a scripted fault). The clock (:class:`~jikeyun_kingdee.sandbox.jikeyun_common.SandboxClock`) is real
+time plus an offset that ``travel`` and ``advance_clock`` move, so tests cross Beijing midnight without sleeping;
+the signature's timestamp is still checked against real time, because clients sign with the real clock.
+
+Scripting (in-process or ``POST /_sandbox/<command>``): warehouses ``add-warehouse``, ``modify-warehouse``,
+``block-warehouse``, ``bulk-edit`` (many warehouses in one modification second, as a bulk action or an import gives
+them), ``modify-during-paging`` (edit records between two page reads), ``warehouses``; goods ``add-goods``,
+``edit-goods``, ``edit-sku``, ``block-goods``, ``block-sku``, ``delete-goods``, ``bulk-edit-goods``,
+``bulk-edit-skus``, ``modify-goods-during-paging``, ``goods``; trades ``add-trade``, ``edit-trade``, ``edit-line``,
+``ship-trade``, ``complete-trade``, ``cancel-trade``, ``delete-trade``, ``modify-trades-during-paging``,
+``expire-scrolls``, ``trades``; ``throttle``, ``quota``, ``daily-quota``, ``calls-today``, ``travel``,
+``advance-clock``, ``clock``. Generic transport faults come from
+:class:`~jikeyun_kingdee.sandbox._http.SandboxServer`.
 """
 
 from __future__ import annotations
@@ -23,25 +39,38 @@ import json
 import random
 import threading
 import time
-from collections import deque
-from datetime import datetime, timedelta
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pendulum
 
 from jikeyun_kingdee.sandbox._http import Reply, Request, SandboxServer
+from jikeyun_kingdee.sandbox.jikeyun_common import BAD_PARAMETER as BAD_PARAMETER
+from jikeyun_kingdee.sandbox.jikeyun_common import BEIJING as BEIJING
+from jikeyun_kingdee.sandbox.jikeyun_common import DEFAULT_FROM as DEFAULT_FROM
+from jikeyun_kingdee.sandbox.jikeyun_common import DEFAULT_TO as DEFAULT_TO
+from jikeyun_kingdee.sandbox.jikeyun_common import NO_APPKEY as NO_APPKEY
+from jikeyun_kingdee.sandbox.jikeyun_common import NOT_SUBSCRIBED as NOT_SUBSCRIBED
+from jikeyun_kingdee.sandbox.jikeyun_common import QUOTA_EXHAUSTED as QUOTA_EXHAUSTED
+from jikeyun_kingdee.sandbox.jikeyun_common import SIGN_ERROR as SIGN_ERROR
+from jikeyun_kingdee.sandbox.jikeyun_common import THROTTLED as THROTTLED
+from jikeyun_kingdee.sandbox.jikeyun_common import TIMESTAMP_EXPIRED as TIMESTAMP_EXPIRED
+from jikeyun_kingdee.sandbox.jikeyun_common import ApiFailure, Bounds, SandboxClock, epoch_ms, to_datetime
+from jikeyun_kingdee.sandbox.jikeyun_goods import GOODS_METHOD as GOODS_METHOD
+from jikeyun_kingdee.sandbox.jikeyun_goods import SUCCESS as GOODS_SUCCESS
+from jikeyun_kingdee.sandbox.jikeyun_goods import GoodsCatalogue, generate_catalogue
+from jikeyun_kingdee.sandbox.jikeyun_trades import SCROLL_ID_LOCATIONS, TradeBook, generate_trades
+from jikeyun_kingdee.sandbox.jikeyun_trades import TRADES_METHOD as TRADES_METHOD
 
 # The sandbox stands for the server: it imports nothing of the client side (records, hooks), so a mistake there
-# cannot hide by being made on both sides of the wire. Hence its own Beijing time zone (the same pendulum type).
-BEIJING = pendulum.timezone("Asia/Shanghai")
+# cannot hide by being made on both sides of the wire. Hence its own Beijing time zone (jikeyun_common).
 WAREHOUSE_METHOD = "erp.warehouse.get"
-SIGN_ERROR, NO_APPKEY, NOT_SUBSCRIBED = "0858030801", "0858030802", "0130020310"
-QUOTA_EXHAUSTED, BAD_PARAMETER, THROTTLED = "0130000609", "0050030002", "0859999999"
-# No source gives the sub-code of an expired timestamp; this one is made up and marked as such in msg.
-TIMESTAMP_EXPIRED = "0858030899"
-DEFAULT_FROM = datetime(2025, 1, 1, tzinfo=BEIJING)
-DEFAULT_TO = datetime(2026, 1, 1, tzinfo=BEIJING)
+#: calls per Beijing day: the official interface list gives erp.storage.goodslist 1000/day (30000/month, not
+#: modelled); the quotas of erp.warehouse.get and oms.trade.fullinfoget are not known, so they are unlimited
+DAILY_QUOTAS: Mapping[str, int] = {GOODS_METHOD: 1000}
 
 _CITIES = [
     ("北京市", "北京市", "朝阳区", "BJ"), ("上海市", "上海市", "浦东新区", "SH"), ("广东省", "广州市", "白云区", "GZ"),
@@ -58,10 +87,6 @@ _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "涛", "明", "超", "霞", "平", "刚"]
 _STREETS = ["物流园路", "工业大道", "仓储路", "开发区大道", "航空港路", "科技园路"]
 _CHANNELS = [("天猫旗舰店", "TM"), ("京东自营", "JD"), ("抖音小店", "DY"), ("拼多多店", "PDD"), ("微信小程序", "WX")]
-
-
-def epoch_ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
 
 
 def generate_warehouses(
@@ -127,12 +152,6 @@ def verify_sign(params: dict[str, str], secret: str) -> bool:
     return hashlib.md5(text.encode("utf-8")).hexdigest() == params.get("sign", "").lower()
 
 
-class _Failure(Exception):
-    def __init__(self, sub_code: str, msg: str) -> None:
-        super().__init__(msg)
-        self.sub_code, self.msg = sub_code, msg
-
-
 class JikeyunSandbox(SandboxServer):
     """In-memory Jikeyun gateway on loopback.
 
@@ -143,8 +162,19 @@ class JikeyunSandbox(SandboxServer):
     :param code_as_string: answer ``"code": "200"`` instead of the number.
     :param sort_by_modified: order by ``gmtModified`` (documented behaviour of this sandbox); ``False`` orders by
         ``warehouseId``, a server whose order says nothing about time.
+    :param goods: how many goods :func:`~jikeyun_kingdee.sandbox.jikeyun_goods.generate_catalogue` makes (1 to 5
+        SKUs each), or ``skus``: how many SKU records.
+    :param trades: how many trades :func:`~jikeyun_kingdee.sandbox.jikeyun_trades.generate_trades` makes over the
+        generated goods and warehouses.
+    :param daily_quota: calls per method and Beijing day (``None`` = unlimited); default :data:`DAILY_QUOTAS`.
+    :param goods_options: keyword arguments of :class:`~jikeyun_kingdee.sandbox.jikeyun_goods.GoodsCatalogue`
+        (``cursor_with_window``, ``epoch_ms_windows``).
+    :param trades_options: keyword arguments of :class:`~jikeyun_kingdee.sandbox.jikeyun_trades.TradeBook`
+        (``scroll_id_location``, ``scroll_idle``, ``scroll_max_uses``, ``scroll_replay``, ``scroll_expired``,
+        ``hide_deleted``, ``shop_code_key``, ``ids_as_numbers``, ``max_window``).
 
-    :attr:`last_request` holds the form parameters and headers of the last API request, for tests.
+    :attr:`last_request` holds the form parameters and headers of the last API request, for tests;
+    :attr:`goods` and :attr:`trades` hold the goods catalogue and the trades, with their scripting methods.
     """
 
     name = "jikeyun"
@@ -164,6 +194,12 @@ class JikeyunSandbox(SandboxServer):
         code_as_string: bool = False,
         sort_by_modified: bool = True,
         timestamp_tolerance: timedelta = timedelta(minutes=10),
+        goods: int = 0,
+        skus: int | None = None,
+        trades: int = 0,
+        daily_quota: Mapping[str, int | None] | None = None,
+        goods_options: Mapping[str, Any] | None = None,
+        trades_options: Mapping[str, Any] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -174,11 +210,30 @@ class JikeyunSandbox(SandboxServer):
         self.code_as_string, self.sort_by_modified = code_as_string, sort_by_modified
         self.last_request: dict[str, Any] = {}
         self.timestamp_tolerance = timestamp_tolerance
-        self.methods = {WAREHOUSE_METHOD: self._warehouse_get}
+        self.clock = SandboxClock()
         self.records: dict[str, dict[str, Any]] = {
             r["warehouseId"]: r for r in generate_warehouses(warehouses, seed, modified_from, modified_to)
         }
-        self.quota: dict[str, int] = {}  # method -> calls left; absent = unlimited
+        bounds = Bounds(start_inclusive, end_inclusive)
+        span: dict[str, Any] = {"seed": seed, "modified_from": modified_from, "modified_to": modified_to}
+        catalogue = generate_catalogue(goods, **span) if skus is None else generate_catalogue(skus=skus, **span)
+        self.goods = GoodsCatalogue(catalogue, clock=self.clock, bounds=bounds, page_size_max=page_size_max,
+                                    seed=seed, **(goods_options or {}))
+        self.trades = TradeBook(
+            generate_trades(trades, skus=catalogue, warehouses=list(self.records.values()), **span),
+            clock=self.clock, bounds=bounds, skus=lambda: list(self.goods.records.values()),
+            warehouses=lambda: list(self.records.values()), page_size_max=page_size_max, seed=seed,
+            **(trades_options or {}),
+        )
+        self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
+            WAREHOUSE_METHOD: self._warehouse_page, GOODS_METHOD: self.goods.handle, TRADES_METHOD: self.trades.handle,
+        }
+        #: (subCode, msg) of a success, where a method is known to answer other than ("", "")
+        self.success = {GOODS_METHOD: GOODS_SUCCESS}
+        self.quota: dict[str, int] = {}  # method -> calls left regardless of the day; absent = unlimited
+        quotas = DAILY_QUOTAS if daily_quota is None else daily_quota
+        self.daily_quota: dict[str, int] = {m: n for m, n in quotas.items() if n is not None}
+        self.day_calls: Counter[tuple[date, str]] = Counter()  # (Beijing day, method) -> calls counted
         self._lock = threading.RLock()
         self._throttle_next = 0
         self._calls_per_second: float | None = None
@@ -204,7 +259,7 @@ class JikeyunSandbox(SandboxServer):
             record["warehouseCode"] = f"NEW{len(self.records) + 1:05d}"
             record.update(fields)
             if "gmtModified" not in fields:
-                record["gmtModified"] = epoch_ms(modified_at or pendulum.now("UTC"))
+                record["gmtModified"] = epoch_ms(modified_at or self.clock.now())
             if record["warehouseId"] in self.records:
                 raise ValueError(f"warehouseId {record['warehouseId']} exists")
             if not allow_duplicate_code and record["warehouseCode"] in self.warehouses:
@@ -219,7 +274,7 @@ class JikeyunSandbox(SandboxServer):
             if record is None:
                 raise KeyError(f"no warehouse {code!r}")
             record.update(changes)
-            record["gmtModified"] = epoch_ms(modified_at or pendulum.now("UTC"))
+            record["gmtModified"] = epoch_ms(modified_at or self.clock.now())
             return record
 
     def block_warehouse(self, code: str, *, modified_at: datetime | None = None) -> dict[str, Any]:
@@ -251,6 +306,31 @@ class JikeyunSandbox(SandboxServer):
             else:
                 self.quota[method] = calls
 
+    def set_daily_quota(self, method: str, calls: int | None) -> dict[str, int]:
+        """Allow ``calls`` calls of ``method`` per Beijing day from now on (``None`` = unlimited); calls already
+        made today count. Returns every daily quota."""
+        with self._lock:
+            if calls is None:
+                self.daily_quota.pop(method, None)
+            else:
+                self.daily_quota[method] = calls
+            return dict(self.daily_quota)
+
+    def calls_today(self) -> dict[str, int]:
+        """Calls counted against the daily quotas today (Beijing day of the sandbox's clock), by method."""
+        with self._lock:
+            today = self.clock.beijing_day()
+            return {method: n for (day, method), n in self.day_calls.items() if day == today}
+
+    def travel(self, to: datetime) -> datetime:
+        """Move the sandbox's clock to ``to`` (it runs on from there): quotas, scrolls and default edit times
+        follow it; the signature's timestamp check does not."""
+        return self.clock.travel(to)
+
+    def advance_clock(self, delta: timedelta | None = None, **parts: float) -> datetime:
+        """Move the sandbox's clock on by ``delta`` or by ``timedelta(**parts)`` (``days=1``, ``seconds=…``)."""
+        return self.clock.advance(delta if delta is not None else timedelta(**parts))
+
     def modify_during_paging(self, *, after_page: int | None = None, after_calls: int | None = None,
                              code: str | None = None, count: int = 1, modified_at: datetime | None = None,
                              **changes: Any) -> None:
@@ -275,26 +355,24 @@ class JikeyunSandbox(SandboxServer):
         self.count(method or "(no method)")
         try:
             if request.method != "POST":
-                raise _Failure(BAD_PARAMETER, "只支持POST请求 (POST only)")
+                raise ApiFailure(BAD_PARAMETER, "只支持POST请求 (POST only)")
             self._authenticate(params)
             handler = self.methods.get(method)
             if handler is None:
-                raise _Failure(NOT_SUBSCRIBED, "未查询到应用或应用未订阅此API")
+                raise ApiFailure(NOT_SUBSCRIBED, "未查询到应用或应用未订阅此API")
             self._limit(method)
             try:
                 bizcontent = json.loads(params.get("bizcontent") or "{}")
             except ValueError:
-                raise _Failure(BAD_PARAMETER, "bizcontent不是合法的JSON") from None
-            data, modification = handler(bizcontent)
-        except _Failure as failure:
+                raise ApiFailure(BAD_PARAMETER, "bizcontent不是合法的JSON") from None
+            data = handler(bizcontent)
+        except ApiFailure as failure:
             self.count(f"{method}:{failure.sub_code}")
             return Reply(body={"code": 0, "msg": f"[{failure.sub_code}]{failure.msg}", "subCode": failure.sub_code,
                                "result": {"data": None, "contextId": self._context_id()}})
-        body = {"code": "200" if self.code_as_string else 200, "msg": "", "subCode": "",
+        sub_code, msg = self.success.get(method, ("", ""))
+        body = {"code": "200" if self.code_as_string else 200, "msg": msg, "subCode": sub_code,
                 "result": {"data": data, "contextId": self._context_id()}}
-        if modification:  # the page is already computed; the client's next request sees the change
-            for code in modification["codes"]:
-                self.modify_warehouse(code, modified_at=modification["modified_at"], **modification["changes"])
         return Reply(body=body)
 
     def _context_id(self) -> str:
@@ -304,20 +382,20 @@ class JikeyunSandbox(SandboxServer):
     def _authenticate(self, params: dict[str, str]) -> None:
         missing = [k for k in ("method", "appkey", "version", "contenttype", "timestamp", "sign") if not params.get(k)]
         if missing:
-            raise _Failure(BAD_PARAMETER, f"缺少公共参数 (missing) {','.join(missing)}")
+            raise ApiFailure(BAD_PARAMETER, f"缺少公共参数 (missing) {','.join(missing)}")
         if params["appkey"] != self.appkey:
-            raise _Failure(NO_APPKEY, "appkey不存在")
+            raise ApiFailure(NO_APPKEY, "appkey不存在")
         if not verify_sign(params, self.appsecret):
-            raise _Failure(SIGN_ERROR, "签名错误 (sign error)")
+            raise ApiFailure(SIGN_ERROR, "签名错误 (sign error)")
         try:
             sent = pendulum.from_format(params["timestamp"], "YYYY-MM-DD HH:mm:ss", tz=BEIJING)
         except ValueError:
-            raise _Failure(BAD_PARAMETER, "timestamp格式错误 (yyyy-MM-dd HH:mm:ss)") from None
+            raise ApiFailure(BAD_PARAMETER, "timestamp格式错误 (yyyy-MM-dd HH:mm:ss)") from None
         if abs(pendulum.now("UTC") - sent) > self.timestamp_tolerance:
-            raise _Failure(TIMESTAMP_EXPIRED, "时间戳已过期 (timestamp expired; sandbox sub-code)")
+            raise ApiFailure(TIMESTAMP_EXPIRED, "时间戳已过期 (timestamp expired; sandbox sub-code)")
         # "v1.0" per the docs, "1.0" works live too
         if params["version"].lower().lstrip("v") != "1.0" or params["contenttype"].lower() != "json":
-            raise _Failure(BAD_PARAMETER, "version/contenttype不支持")
+            raise ApiFailure(BAD_PARAMETER, "version/contenttype不支持")
 
     def _limit(self, method: str) -> None:
         with self._lock:
@@ -327,11 +405,24 @@ class JikeyunSandbox(SandboxServer):
                 self._recent.popleft()
             if self._throttle_next > 0 or (self._calls_per_second and len(self._recent) > self._calls_per_second):
                 self._throttle_next = max(0, self._throttle_next - 1)
-                raise _Failure(THROTTLED, "接口调用频繁，请稍后再试 (throttled)")
+                raise ApiFailure(THROTTLED, "接口调用频繁，请稍后再试 (throttled)")
+            today = (self.clock.beijing_day(), method)
+            limit = self.daily_quota.get(method)
+            if limit is not None and self.day_calls[today] >= limit:
+                raise ApiFailure(QUOTA_EXHAUSTED, f"额度不足 (daily quota of {limit} calls spent; "
+                                                  "it resets at Beijing midnight)")
             if method in self.quota:
                 if self.quota[method] <= 0:
-                    raise _Failure(QUOTA_EXHAUSTED, "额度不足 (quota exhausted)")
+                    raise ApiFailure(QUOTA_EXHAUSTED, "额度不足 (quota exhausted)")
                 self.quota[method] -= 1
+            self.day_calls[today] += 1
+
+    def _warehouse_page(self, biz: dict[str, Any]) -> dict[str, Any]:
+        data, modification = self._warehouse_get(biz)
+        if modification:  # the page is already computed (a copy); the client's next request sees the change
+            for code in modification["codes"]:
+                self.modify_warehouse(code, modified_at=modification["modified_at"], **modification["changes"])
+        return data
 
     def _warehouse_get(self, biz: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """One page, and the scripted concurrent modification to apply once the page is answered (or None)."""
@@ -341,9 +432,9 @@ class JikeyunSandbox(SandboxServer):
             start = self._parse_time(biz.get("gmtModifiedStart"))
             end = self._parse_time(biz.get("gmtModifiedEnd"))
         except (TypeError, ValueError):
-            raise _Failure(BAD_PARAMETER, "参数格式错误 (pageIndex/pageSize/gmtModified*)") from None
+            raise ApiFailure(BAD_PARAMETER, "参数格式错误 (pageIndex/pageSize/gmtModified*)") from None
         if page_index < 0 or not 1 <= page_size <= self.page_size_max:
-            raise _Failure(BAD_PARAMETER, f"pageSize超出范围 1..{self.page_size_max}")
+            raise ApiFailure(BAD_PARAMETER, f"pageSize超出范围 1..{self.page_size_max}")
         include_all = str(biz.get("includeDeleteAndBlockup", "")) == "1"
         code, name = biz.get("code"), biz.get("name")
         with self._lock:
@@ -388,8 +479,9 @@ class JikeyunSandbox(SandboxServer):
 
     # -- scripting over HTTP --------------------------------------------------------------------------
     def control(self, command: str, payload: dict[str, Any]) -> Any:
-        payload = {k: _datetime(v) if k == "modified_at" else v for k, v in payload.items()}
-        commands = {
+        payload = {k: to_datetime(v) if k in ("modified_at", "at", "to") else v for k, v in payload.items()}
+        goods, trades = self.goods, self.trades
+        commands: dict[str, Callable[[], Any]] = {
             "add-warehouse": lambda: self.add_warehouse(**payload),
             "modify-warehouse": lambda: self.modify_warehouse(**payload),
             "block-warehouse": lambda: self.block_warehouse(**payload),
@@ -398,6 +490,31 @@ class JikeyunSandbox(SandboxServer):
             "modify-during-paging": lambda: self.modify_during_paging(**payload),
             "bulk-edit": lambda: self.bulk_edit(**payload),
             "warehouses": lambda: list(self.records.values()),
+            "add-goods": lambda: goods.add_goods(**payload),
+            "edit-goods": lambda: goods.edit_goods(**payload),
+            "edit-sku": lambda: goods.edit_sku(**payload),
+            "block-goods": lambda: goods.block_goods(**payload),
+            "block-sku": lambda: goods.block_sku(**payload),
+            "delete-goods": lambda: goods.delete_goods(**payload),
+            "bulk-edit-goods": lambda: goods.bulk_edit_goods(**payload),
+            "bulk-edit-skus": lambda: goods.bulk_edit_skus(**payload),
+            "modify-goods-during-paging": lambda: goods.modify_during_paging(**payload),
+            "goods": lambda: [goods.records[i] for i in sorted(goods.records)],
+            "add-trade": lambda: trades.add_trade(**payload),
+            "edit-trade": lambda: trades.edit_trade(**payload),
+            "edit-line": lambda: trades.edit_line(**payload),
+            "ship-trade": lambda: trades.ship(**payload),
+            "complete-trade": lambda: trades.complete(**payload),
+            "cancel-trade": lambda: trades.cancel(**payload),
+            "delete-trade": lambda: trades.delete(**payload),
+            "modify-trades-during-paging": lambda: trades.modify_during_paging(**payload),
+            "expire-scrolls": trades.expire_scrolls,
+            "trades": lambda: [trades.records[i] for i in sorted(trades.records)],
+            "daily-quota": lambda: self.set_daily_quota(**payload),
+            "calls-today": self.calls_today,
+            "travel": lambda: self.travel(**payload).isoformat(),
+            "advance-clock": lambda: self.advance_clock(**payload).isoformat(),
+            "clock": lambda: {"now": self.clock.now().isoformat(), "beijing_day": self.clock.beijing_day().isoformat()},
         }
         if command not in commands:
             raise KeyError(f"unknown jikeyun sandbox command {command!r}; known: {sorted(commands)}")
@@ -412,15 +529,6 @@ def _by_id(record: dict[str, Any]) -> str:
     return str(record["warehouseId"])
 
 
-def _datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    moment = pendulum.parse(str(value))
-    if not isinstance(moment, datetime):
-        raise ValueError(f"not a date-time: {value!r}")
-    return moment
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--appkey", default="12345678")
     parser.add_argument("--appsecret", default="0123456789abcdef0123456789ABCDEF")
@@ -430,6 +538,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-exclusive", action="store_true", help="gmtModifiedStart compares with >")
     parser.add_argument("--end-exclusive", action="store_true", help="gmtModifiedEnd compares with <")
     parser.add_argument("--unsorted", action="store_true", help="order records by warehouseId, not gmtModified")
+    parser.add_argument("--goods", type=int, default=200, help="generated goods (1 to 5 SKUs each)")
+    parser.add_argument("--skus", type=int, default=None, help="size the catalogue by SKU records instead")
+    parser.add_argument("--trades", type=int, default=500, help="generated trades (needs goods and warehouses)")
+    parser.add_argument("--goods-quota", type=int, default=DAILY_QUOTAS[GOODS_METHOD],
+                        help="erp.storage.goodslist calls per Beijing day (0: unlimited)")
+    parser.add_argument("--cursor-without-window", action="store_true",
+                        help="goods: ignore maxSkuId when a modification or creation window is sent")
+    parser.add_argument("--scroll-id-location", choices=SCROLL_ID_LOCATIONS, default="data",
+                        help="trades: where the next scrollId is answered")
+    parser.add_argument("--shop-code-key", default="shopcode", help="trades: the key of the shop code")
 
 
 def build_server(args: argparse.Namespace) -> JikeyunSandbox:
@@ -437,4 +555,8 @@ def build_server(args: argparse.Namespace) -> JikeyunSandbox:
         appkey=args.appkey, appsecret=args.appsecret, warehouses=args.warehouses, seed=args.seed,
         page_size_max=args.page_size_max, start_inclusive=not args.start_exclusive,
         end_inclusive=not args.end_exclusive, sort_by_modified=not args.unsorted,
+        goods=args.goods, skus=args.skus, trades=args.trades,
+        daily_quota={**DAILY_QUOTAS, GOODS_METHOD: args.goods_quota or None},
+        goods_options={"cursor_with_window": not args.cursor_without_window},
+        trades_options={"scroll_id_location": args.scroll_id_location, "shop_code_key": args.shop_code_key},
     )
