@@ -393,10 +393,11 @@ def read_model(form: Form, model: dict) -> Package:
 
 
 def complete(fields: Iterable[Field], row: dict[str, Any], *, required: bool) -> None:
-    """Fill the fields a create did not send: ``default_from`` first, else the default (required ones only when
-    ``required``: the save's check wants those sent)."""
+    """Fill the fields a create did not send: ``default_from`` first, else the default. ``required`` false (a
+    save, before its checks): only optional fields without ``default_from`` — the save's check wants the required
+    ones sent, and :func:`check` derives the others from their resolved source."""
     for spec in fields:
-        if spec.key not in row and (required or not spec.required):
+        if spec.key not in row and (required or not (spec.required or spec.default_from)):
             row[spec.key] = row.get(spec.default_from, "") if spec.default_from else spec.empty_value()
             if spec.default_from and spec.is_empty(row[spec.key]):
                 row[spec.key] = spec.empty_value()
@@ -485,7 +486,8 @@ class Store:
             return existing
         complete(form.flat_fields, record, required=True)
         record_id = next(self._ids)
-        stored = {form.pk: record_id, **{k: v for k, v in record.items() if k != form.pk}}
+        order = [*(f.key for f in form.flat_fields), *(e.key for e in form.entries), *form.statuses]
+        stored = {form.pk: record_id, **{k: record[k] for k in order if k in record}}
         self._records[form.form_id][record_id] = stored
         self._index[form.form_id].setdefault(self.key(form, stored), record_id)
         return stored
@@ -564,6 +566,9 @@ def check(store: Store, form: Form, record: dict[str, Any], *, verify: bool, wor
     def visit(fields: Iterable[Field], row: dict[str, Any], entry: Entry | None, number: int) -> None:
         where = f"单据体“{entry.label}”第{number}行" if entry else ""
         for spec in fields:
+            if spec.key not in row and spec.default_from and not spec.required:  # from its source, checked above
+                row[spec.key] = row.get(spec.default_from) or spec.empty_value()
+                continue
             value = row.get(spec.key)
             if spec.kind == "reference" and not spec.is_empty(value) and not resolves(store, spec, str(value), record):
                 if verify:
