@@ -86,11 +86,12 @@ def test_categories_and_optional_units(kingdee) -> None:
     api = WebApi(kingdee)
     unknown = api.status("BatchSave", FORM, {"Model": [material("M1", category="CHLB99_SYS")]})
     assert [(e["FieldName"], e["Message"]) for e in unknown["Errors"]] == [("FCategoryID", "字段“存货类别”是必填项")]
-    sale_unit = {"SubHeadEntity2": {"FSaleUnitId": {"FNumber": "NoSuchUnit"}}}
-    assert api.status("BatchSave", FORM, {"Model": [material("M1", **sale_unit)]})["IsSuccess"]
+    sale_unit = {"FSaleUnitId": {"FNumber": "NoSuchUnit"}}
+    assert api.status("BatchSave", FORM, {"Model": [material("M1", SubHeadEntity2=sale_unit)]})["IsSuccess"]
     [stored] = kingdee.records(FORM)
     assert (stored["FSaleUnitId"], stored["FSalePriceUnitId"], stored["FPurchaseUnitId"]) == ("", "Pcs", "Pcs")
-    refused = api.status("BatchSave", FORM, {"Model": [material("M2", **sale_unit)], "IsVerifyBaseDataField": "true"})
+    refused = api.status("BatchSave", FORM, {"Model": [material("M2", SubHeadEntity2=sale_unit)],
+                                             "IsVerifyBaseDataField": "true"})
     assert [e["FieldName"] for e in refused["Errors"]] == ["FSaleUnitId"]
 
 
