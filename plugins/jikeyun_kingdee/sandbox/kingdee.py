@@ -34,22 +34,21 @@ from jikeyun_kingdee.sandbox.kingdee_forms import (
     NORMAL,
     ORGANISATIONS,
     SEEDS,
-    Column,
     Form,
+    KingdeeFault,
     Package,
     Problem,
     Store,
     check,
     coerce,
-    column,
     copy_record,
     customers_of,
     form_named,
     merge,
-    query_rows,
     read_model,
     truthy,
 )
+from jikeyun_kingdee.sandbox.kingdee_query import Column, column, select
 
 SESSION_LOST_MESSAGE = "会话信息已丢失，请重新登录"
 SERVICE_RE = re.compile(
@@ -101,61 +100,6 @@ def _interaction_flags(data: dict[str, Any]) -> set[str]:
     flags = data.get("interationflags") or ""
     names = flags if isinstance(flags, list) else re.split(r"[;,]", str(flags))
     return {str(name).strip().lower() for name in names if str(name).strip()}
-
-
-class KingdeeFault(Exception):
-    """A request the sandbox answers with a Kingdee failure body (HTTP 200)."""
-
-    def __init__(self, message: str, msg_code: int, field: str | None = None) -> None:
-        super().__init__(message)
-        self.msg_code, self.field = msg_code, field
-
-
-# -- FilterString -------------------------------------------------------------------------------------------
-_CLAUSE_RE = re.compile(
-    r"^\s*\(?\s*([\w.]+)\s*(?:(=|<>|!=)\s*('(?:[^']|'')*'|-?\d+)|(not\s+in|in)\s*\(([^)]*)\))\s*\)?\s*$", re.I
-)
-_LITERAL_RE = re.compile(r"'((?:[^']|'')*)'|(-?\d+)")
-
-
-def _split_and(filter_string: str) -> list[str]:
-    """Split on ``and`` outside quotes."""
-    parts, current, quoted = [], [], False
-    tokens = re.split(r"('|\s+and\s+)", filter_string, flags=re.I)
-    for token in tokens:
-        if token == "'":
-            quoted = not quoted
-            current.append(token)
-        elif not quoted and re.fullmatch(r"\s+and\s+", token or "", re.I):
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(token or "")
-    parts.append("".join(current))
-    return [p for p in parts if p.strip()]
-
-
-def parse_filter(filter_string: str) -> list[tuple[str, str, list[str]]]:
-    """Parse the FilterString forms the hook uses: ``F = 'v'``, ``F <> 'v'``, ``F in ('a','b')`` joined by ``and``.
-
-    Returns (field, operator, values) triples; raises :class:`KingdeeFault` for anything else.
-    """
-    clauses = []
-    for part in _split_and(filter_string or ""):
-        match = _CLAUSE_RE.match(part)
-        if not match:
-            raise KingdeeFault(f"过滤条件语法错误（沙箱不支持）：{part.strip()}", 8)
-        field, op, literal, in_op, in_list = match.groups()
-        source = literal if op else in_list
-        values = [q.replace("''", "'") if q or n is None else n for q, n in _LITERAL_RE.findall(source)]
-        clauses.append((field, (op or in_op).lower().replace("!=", "<>").replace("  ", " "), values))
-    return clauses
-
-
-def _matches(value: Any, op: str, values: list[str]) -> bool:
-    text = "" if value is None else ("true" if value is True else "false" if value is False else str(value))
-    hit = text.lower() in {v.lower() for v in values}
-    return hit if op in ("=", "in") else not hit
 
 
 class KingdeeSandbox(SandboxServer):
@@ -862,37 +806,10 @@ class KingdeeSandbox(SandboxServer):
 
     # -- queries ---------------------------------------------------------------------------------------
     def _query(self, params: dict[str, Any]) -> tuple[list[str], list[Column], list[tuple[dict, dict | None]]]:
-        """(FieldKeys, their readers, the (record, entry row) pairs of the asked page)."""
         data = params.get("data") or {}
         form = self._form({"formid": data.get("formid")}, writable=False)
-        keys = [k.strip() for k in str(data.get("fieldkeys") or "").split(",") if k.strip()]
-        if not keys:
-            raise KingdeeFault("data数据包中的参数FieldKeys的值不能为空。", 8)
-        clauses = parse_filter(str(data.get("filterstring") or "")) if not isinstance(
-            data.get("filterstring"), list) else []  # the array filter form is not simulated
-        readers = {}
-        for name in keys + [c[0] for c in clauses]:
-            read = column(self._store, form, name)
-            if read is None:
-                raise KingdeeFault(f"元数据中标识为{name}的字段不存在", 9)
-            readers[name.lower()] = read
-        order = str(data.get("orderstring") or "").split()
-        by = column(self._store, form, order[0]) if order else None  # an unknown order key is ignored
-        per_entry = bool(form.entries) and (self.query_entry_rows == "always" or bool(by and by[1])
-                                            or any(in_entry for _, in_entry in readers.values()))
-        rows = [pair for pair in query_rows(self._store, form, per_entry)
-                if all(_matches(readers[f.lower()][0](*pair), op, v) for f, op, v in clauses)]
-        if by:
-            rows.sort(key=lambda pair: str(by[0](*pair)), reverse=len(order) > 1 and order[1].lower() == "desc")
-        start = int(data.get("startrow") or 0)
-        limit = int(data.get("limit") or 0) or self.query_limit  # no Limit: the server's row limit
-        if limit > self.query_limit:
-            if self.query_over_limit == "refuse":  # wording not verified
-                raise KingdeeFault(f"参数Limit的值不能超过{self.query_limit}。", 8)
-            limit = self.query_limit
-        top = int(data.get("toprowcount") or 0)
-        rows = rows[:top] if top else rows
-        return keys, [readers[k.lower()][0] for k in keys], rows[start:start + limit]
+        return select(self._store, form, data, row_limit=self.query_limit, over_limit=self.query_over_limit,
+                      entry_rows=self.query_entry_rows)
 
     def _op_executebillquery(self, params: dict[str, Any]) -> list[list[Any]]:
         _, readers, rows = self._query(params)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -289,6 +289,14 @@ def customers_of(organisation: str) -> list[dict[str, Any]]:
 def form_named(name: str) -> Form | None:
     """The form with this id, in any letter case."""
     return next((f for f in FORMS.values() if f.form_id.lower() == str(name).lower()), None)
+
+
+class KingdeeFault(Exception):
+    """A request the sandbox answers with a Kingdee failure body (HTTP 200)."""
+
+    def __init__(self, message: str, msg_code: int, field: str | None = None) -> None:
+        super().__init__(message)
+        self.msg_code, self.field = msg_code, field
 
 
 # -- values --------------------------------------------------------------------------------------------------
@@ -592,59 +600,3 @@ def check(store: Store, form: Form, record: dict[str, Any], *, verify: bool, wor
     taken = other is not None and other[form.pk] != record.get(form.pk)
     unique = [(form.number, f"违反字段唯一性要求：编码唯一。[{number}]在当前系统中已经被使用。")] if taken else []
     return required + missing + invalid + unique
-
-
-# -- queries ---------------------------------------------------------------------------------------------------
-Column = Callable[[dict[str, Any], dict[str, Any] | None], Any]
-
-
-def _reader(key: str, in_entry: bool) -> Column:
-    return lambda record, row: (row or {}).get(key) if in_entry else record.get(key)
-
-
-def _reference_id(store: Store, spec: Field, in_entry: bool) -> Column:
-    """The referenced record's id (0 when it is not found), as a bare reference key reads."""
-    target = FORMS.get(spec.form or "")
-    value = _reader(spec.key, in_entry)
-
-    def read(record: dict[str, Any], row: dict[str, Any] | None) -> Any:
-        number = value(record, row)
-        if target is None or not number:
-            return 0
-        found = store.find(target, str(number), str(record.get(spec.scope, "")) if spec.scope else None)
-        return found[target.pk] if found else 0
-
-    return read
-
-
-def column(store: Store, form: Form, key: str) -> tuple[Column, bool] | None:
-    """How ExecuteBillQuery reads ``key``: (reader of a record and one of its entry rows, whether it is an entry's
-    key), or None when the form has no such key.
-
-    Sub-entity and entry fields are read by their own key, references as ``<Field>.FNumber`` (the number) or
-    ``<Field>`` (the referenced record's id), an entry row's id as ``<Entry>_<pk>`` (``FEntity_FEntryID``).
-    """
-    lower = key.lower()
-    if lower in (k.lower() for k in (form.pk, *form.statuses)):
-        return _reader(next(k for k in (form.pk, *form.statuses) if k.lower() == lower), False), False
-    for entry in form.entries:
-        if lower == f"{entry.key}_{entry.pk}".lower():
-            return _reader(entry.pk, True), True
-    name, _, tail = lower.partition(".")
-    spec, in_entry = form.field(name), False
-    for entry in form.entries if spec is None else ():
-        spec, in_entry = entry.by_key.get(name), True
-        if spec is not None:
-            break
-    if spec is None or (tail and (tail != "fnumber" or spec.kind != "reference")):
-        return None
-    if spec.kind == "reference" and not tail:
-        return _reference_id(store, spec, in_entry), in_entry
-    return _reader(spec.key, in_entry), in_entry
-
-
-def query_rows(store: Store, form: Form, per_entry: bool) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(record, entry row) pairs: one per entry row of each record when ``per_entry``, else one per record."""
-    for record in store.all(form):
-        rows = [row for entry in form.entries for row in record.get(entry.key, [])] if per_entry else []
-        yield from ((record, row) for row in rows) if rows else [(record, None)]
