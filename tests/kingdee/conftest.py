@@ -1,4 +1,5 @@
-"""Fixtures of the Kingdee tests: a started sandbox and ``kingdee_default`` pointing at it (a JSON env var)."""
+"""Fixtures of the Kingdee tests: a started sandbox and ``kingdee_default`` pointing at it (a JSON env var), per test
+(``sandbox``, ``hook``) or shared by a test module and reset before each test (``kingdee``, ``kingdee_hook``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from jikeyun_kingdee.hooks.kingdee import KingdeeHook
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
+
+from tests.support.sandboxes import connected_kingdee
 
 
 @pytest.fixture
@@ -40,3 +43,24 @@ def connect(sandbox: KingdeeSandbox, monkeypatch: pytest.MonkeyPatch) -> Callabl
 def hook(connect: Callable[..., KingdeeHook]) -> KingdeeHook:
     return connect("password")
 
+
+
+@pytest.fixture(scope="module")
+def module_sandbox() -> Iterator[tuple[KingdeeSandbox, dict]]:
+    """One sandbox for the whole module, with its default settings, and ``kingdee_default`` pointing at it."""
+    with pytest.MonkeyPatch.context() as patch, connected_kingdee(patch, "s3cret-pw") as server:
+        yield server, server.configure()
+
+
+@pytest.fixture
+def kingdee(module_sandbox: tuple[KingdeeSandbox, dict]) -> KingdeeSandbox:
+    """The module's sandbox as if new: seeded records only, default settings, no faults, no counts."""
+    server, defaults = module_sandbox
+    server.reset()
+    server.configure(**defaults)
+    return server
+
+
+@pytest.fixture
+def kingdee_hook(kingdee: KingdeeSandbox) -> KingdeeHook:
+    return KingdeeHook(retry_delay=0.01)

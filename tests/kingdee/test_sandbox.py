@@ -7,20 +7,10 @@ import time
 
 import pytest
 import requests
-from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
 from jikeyun_kingdee.sandbox.__main__ import main as sandbox_cli
 
-from tests.support.kingdee import ORG, warehouse
-
-STUB = "Kingdee.BOS.WebApi.ServicesStub."
-
-
-def sdk_client(sandbox, app_secret: str | None = None) -> K3CloudApiSdk:
-    url = f"{sandbox.url}/k3cloud/"
-    sdk = K3CloudApiSdk(url)
-    sdk.InitConfig(sandbox.acct_id, sandbox.username, sandbox.app_id, app_secret or sandbox.app_secret, url)
-    return sdk
+from tests.support.kingdee import ORG, STUB, sdk_client, warehouse
 
 
 def test_official_sdk_signs_in_saves_and_queries(sandbox) -> None:

@@ -1,12 +1,14 @@
-"""Kingdee K3Cloud WebAPI sandbox: login flows, header signature, BD_STOCK storage, BatchSave, Submit/Audit,
-ExcuteOperation Forbid/Enable and ExecuteBillQuery.
+"""Kingdee K3Cloud WebAPI sandbox: login flows, header signature, the forms of :mod:`.kingdee_forms` (BD_STOCK,
+BD_MATERIAL, BD_UNIT, BD_Customer, SAL_OUTSTOCK, …), BatchSave, Submit/Audit/UnAudit, ExcuteOperation
+Forbid/Enable, Delete, View and ExecuteBillQuery.
 
 Where the published protocol is unsure, the sandbox does what the evidence suggests and lets a test choose
 otherwise (see :class:`KingdeeSandbox`): partial BatchSave results, Save on an audited record, what
 ``IsAutoSubmitAndAudit`` does on an update, whether a server knows that flag at all, whether ``NeedReturnData``
-echoes the asked fields, and what happens to an ExecuteBillQuery ``Limit`` above the server's row limit. Message
-texts follow captured real answers where there are any; the others (marked "wording not verified") are the
-sandbox's own.
+echoes the asked fields, what happens to an ExecuteBillQuery ``Limit`` above the server's row limit, whether a
+document's header-only query has one row per entry, whether the coding rule keeps a posted ``FBillNo``, and the
+negative-stock interaction (the sandbox keeps no stock). Message texts follow captured real answers where there are
+any; the others (marked "wording not verified") are the sandbox's own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import itertools
 import json
 import re
 import secrets
@@ -27,6 +28,27 @@ from typing import Any
 
 from jikeyun_kingdee.hooks.kingdee import signature_headers
 from jikeyun_kingdee.sandbox._http import Reply, Request, SandboxServer
+from jikeyun_kingdee.sandbox.kingdee_forms import (
+    AUDITED,
+    FORMS,
+    NORMAL,
+    ORGANISATIONS,
+    SEEDS,
+    Form,
+    KingdeeFault,
+    Package,
+    Problem,
+    Store,
+    check,
+    coerce,
+    copy_record,
+    customers_of,
+    form_named,
+    merge,
+    read_model,
+    truthy,
+)
+from jikeyun_kingdee.sandbox.kingdee_query import Column, column, select
 
 SESSION_LOST_MESSAGE = "会话信息已丢失，请重新登录"
 SERVICE_RE = re.compile(
@@ -49,11 +71,12 @@ WRITE_STAGES = ("save", "submit", "audit", "unaudit", "forbid", "enable", "delet
 AUTO_AUDIT_MODES = ("transaction", "ignore")  # creates with IsAutoSubmitAndAudit: honoured, or flag unknown
 AUTO_AUDIT_ON_UPDATE = ("refuse", "transaction", "ignore")
 OVER_LIMIT = ("refuse", "truncate")  # ExecuteBillQuery with Limit above the server's row limit
-STOCK_PROPERTIES = {"1", "2", "3", "4", "5"}  # 普通, 车间, 供应商, 客户, 第三方仓储
-STOCK_FIELDS = ("FStockId", "FNumber", "FName", "FStockProperty", "FAllowMinusQty", "FCreateOrgId", "FUseOrgId",
-                "FDescription", "FDocumentStatus", "FForbidStatus")
-ORG_FIELDS = ("FOrgID", "FNumber", "FName", "FDocumentStatus", "FForbidStatus")
-FORMS = {"BD_STOCK": STOCK_FIELDS, "ORG_Organizations": ORG_FIELDS}
+STOCK_INTERACTION = ("off", "refuse")  # auditing a stock document without InterationFlags STK_InvCheckResult
+ENTRY_WORDING = ("k3", "k2")  # the captured wordings of an entry row's required-field error
+ENTRY_ROWS = ("always", "when_asked")  # a document's query rows: one per entry row always, or when entry keys are asked
+# What a WebAPI call gets when the server wants to ask the user (captured, K3); that the negative-stock check asks
+# this way is inferred.
+INTERACTION = ("AbstractInteractionResult", "AbstractInteractionResult.InteractionContext is null")
 
 
 def _status(errors: list[dict] | None = None, successes: list[dict] | None = None, msg_code: int = 11) -> dict:
@@ -72,74 +95,18 @@ def _failure(message: str, msg_code: int, field: str | None = None) -> dict:
     return {"Result": _status([_error(message, field=field)], msg_code=msg_code)}
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("true", "1")
-
-
-def _ref_number(value: Any) -> str:
-    """A base-data reference ``{"FNumber": x}`` (or a bare number) as the number text."""
-    if isinstance(value, dict):
-        value = next((v for k, v in value.items() if k.lower() == "fnumber"), "")
-    return "" if value is None else str(value)
-
-
-class KingdeeFault(Exception):
-    """A request the sandbox answers with a Kingdee failure body (HTTP 200)."""
-
-    def __init__(self, message: str, msg_code: int, field: str | None = None) -> None:
-        super().__init__(message)
-        self.msg_code, self.field = msg_code, field
-
-
-# -- FilterString -------------------------------------------------------------------------------------------
-_CLAUSE_RE = re.compile(
-    r"^\s*\(?\s*([\w.]+)\s*(?:(=|<>|!=)\s*('(?:[^']|'')*'|-?\d+)|(not\s+in|in)\s*\(([^)]*)\))\s*\)?\s*$", re.I
-)
-_LITERAL_RE = re.compile(r"'((?:[^']|'')*)'|(-?\d+)")
-
-
-def _split_and(filter_string: str) -> list[str]:
-    """Split on ``and`` outside quotes."""
-    parts, current, quoted = [], [], False
-    tokens = re.split(r"('|\s+and\s+)", filter_string, flags=re.I)
-    for token in tokens:
-        if token == "'":
-            quoted = not quoted
-            current.append(token)
-        elif not quoted and re.fullmatch(r"\s+and\s+", token or "", re.I):
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(token or "")
-    parts.append("".join(current))
-    return [p for p in parts if p.strip()]
-
-
-def parse_filter(filter_string: str) -> list[tuple[str, str, list[str]]]:
-    """Parse the FilterString forms the hook uses: ``F = 'v'``, ``F <> 'v'``, ``F in ('a','b')`` joined by ``and``.
-
-    Returns (field, operator, values) triples; raises :class:`KingdeeFault` for anything else.
-    """
-    clauses = []
-    for part in _split_and(filter_string or ""):
-        match = _CLAUSE_RE.match(part)
-        if not match:
-            raise KingdeeFault(f"过滤条件语法错误（沙箱不支持）：{part.strip()}", 8)
-        field, op, literal, in_op, in_list = match.groups()
-        source = literal if op else in_list
-        values = [q.replace("''", "'") if q or n is None else n for q, n in _LITERAL_RE.findall(source)]
-        clauses.append((field, (op or in_op).lower().replace("!=", "<>").replace("  ", " "), values))
-    return clauses
-
-
-def _matches(value: Any, op: str, values: list[str]) -> bool:
-    text = "" if value is None else ("true" if value is True else "false" if value is False else str(value))
-    hit = text.lower() in {v.lower() for v in values}
-    return hit if op in ("=", "in") else not hit
+def _interaction_flags(data: dict[str, Any]) -> set[str]:
+    """``InterationFlags`` (sic) as lower-case names: ``"a;b"`` text or a list."""
+    flags = data.get("interationflags") or ""
+    names = flags if isinstance(flags, list) else re.split(r"[;,]", str(flags))
+    return {str(name).strip().lower() for name in names if str(name).strip()}
 
 
 class KingdeeSandbox(SandboxServer):
-    """A loopback Kingdee K3Cloud WebAPI with BD_STOCK and ORG_Organizations.
+    """A loopback Kingdee K3Cloud WebAPI keeping the forms of :data:`~.kingdee_forms.FORMS`.
+
+    Organisations, units, inventory categories, currencies, bill types and (per organisation) customers are seeded
+    audited; tests change them with :meth:`seed`, :meth:`edit_records` and the other scripting methods.
 
     :param acct_id: data-centre id accepted by logins and signatures
     :param username: the one WebAPI user
@@ -149,7 +116,8 @@ class KingdeeSandbox(SandboxServer):
     :param organisations: organisation numbers that exist
     :param session_max_requests: a session expires after this many requests (None = never)
     :param session_idle_seconds: a session expires after this idle time (None = never)
-    :param reject_save_on_audited: Save on an audited (C) record fails with MsgCode 11 (undocumented upstream)
+    :param reject_save_on_audited: Save on an audited (C) record fails with MsgCode 11 (undocumented upstream, for
+        base data and documents alike)
     :param auto_audit: what ``IsAutoSubmitAndAudit`` does on creates. ``transaction`` (the former doc text): save,
         submit and audit in one transaction, a row whose submit or audit fails is not saved and comes back as a row
         error; ``ignore``: a server that does not know the flag saves the row and leaves it created (A)
@@ -162,6 +130,16 @@ class KingdeeSandbox(SandboxServer):
         page is cut to ``query_limit`` silently (``truncate``)
     :param row_latency: seconds added per row written (BatchSave/Save models, Submit/Audit/UnAudit/Forbid/Enable
         records), on top of the per-call ``faults.latency``; for benchmarks
+    :param stock_interaction: auditing a stock document (SAL_OUTSTOCK), explicitly or inside a save with
+        ``IsAutoSubmitAndAudit``, without ``InterationFlags: STK_InvCheckResult``: ``off`` passes (default; the
+        sandbox keeps no stock, so it cannot know whether stock would go negative), ``refuse`` answers the
+        interaction error a real server gives when stock would go negative and the user cannot be asked [I]
+    :param entry_wording: the required-field message of an entry row, as captured on ``k3``
+        (单据体“明细信息”第1行字段“仓库”是必填项) or ``k2`` (单据体实体【明细信息】第【1】行分录，【仓库】字段必录)
+    :param query_entry_rows: a document's ExecuteBillQuery has one row per entry row ``always`` (default; a client
+        must de-duplicate header-only look-ups) or only ``when_asked`` for an entry key [?]
+    :param manual_bill_numbers: the coding rule keeps a posted ``FBillNo`` (default); False gives every new document
+        the rule's own number, as a rule that does not allow manual numbers would [?]
     """
 
     name = "kingdee"
@@ -184,6 +162,10 @@ class KingdeeSandbox(SandboxServer):
         query_limit: int = 2000,
         query_over_limit: str = "refuse",
         row_latency: float = 0.0,
+        stock_interaction: str = "off",
+        entry_wording: str = "k3",
+        query_entry_rows: str = "always",
+        manual_bill_numbers: bool = True,
         lcid: int = 2052,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -199,28 +181,125 @@ class KingdeeSandbox(SandboxServer):
         self.echo_return_fields = echo_return_fields
         self.query_limit, self.query_over_limit = query_limit, query_over_limit
         self.row_latency = row_latency
+        self.stock_interaction, self.entry_wording = stock_interaction, entry_wording
+        self.query_entry_rows, self.manual_bill_numbers = query_entry_rows, manual_bill_numbers
         self.configure(**self.configure())  # validates the choices above
         self.rows_per_call: list[tuple[str, int]] = []  # (Save | BatchSave, models) per save call
         self.rows_written: Counter[str] = Counter()  # rows sent to writes by operation (ExcuteOperation: Forbid …)
         self._sessions: dict[str, dict[str, float]] = {}
-        self._ids = itertools.count(100001)
-        self._stocks: dict[int, dict[str, Any]] = {}
-        self._orgs: dict[str, int] = {}
+        self._store = Store()
         self._failing_rows: dict[tuple[str, str], tuple[str, int | None]] = {}  # (stage, number) → (message, times)
-        self._concurrent: list[dict] = []
+        self._concurrent: list[tuple[Form, dict]] = []
         self._after_write: list[tuple[int | None, float]] = []
         self.set_organisations(list(organisations))
+        self._seed_defaults()
 
-    # -- scripting -------------------------------------------------------------------------------------
+    # -- scripting: records ----------------------------------------------------------------------------
+    def records(self, form: str, org: str | None = None) -> list[dict]:
+        """Stored records of a form (copies), optionally of one organisation (the form's ``org`` field: the use
+        organisation of base data, a document's stock organisation; ignored by forms without one), by id."""
+        spec = _scripted_form(form)
+        with self._lock:
+            return [copy_record(r) for r in self._store.all(spec)
+                    if org is None or spec.org is None or r[spec.org] == org]
+
+    def edit_records(self, form: str, numbers: list[str], org: str | None = None, **changes: Any) -> int:
+        """Change stored records by hand, as a user in the Kingdee client would: any header or sub-entity field by
+        its own key (``FName``, ``FBaseUnitId="Xiang"``), ``FDocumentStatus``, ``FForbidStatus``; returns how many
+        records changed."""
+        spec = _scripted_form(form)
+        fields = {f.key.lower(): f for f in spec.flat_fields}
+        statuses = {s.lower(): s for s in spec.statuses}
+        unknown = sorted(k for k in changes if k.lower() not in fields and k.lower() not in statuses)
+        if unknown:
+            raise ValueError(f"cannot edit {unknown}")
+        values = {statuses[k.lower()]: str(v) for k, v in changes.items() if k.lower() in statuses}
+        values.update({fields[k.lower()].key: coerce(fields[k.lower()], v)[0] for k, v in changes.items()
+                       if k.lower() in fields})
+        with self._lock:
+            records = self._matching(spec, numbers, org)
+            for record in records:
+                record.update(values)
+            self._store.reindex(spec)
+            return len(records)
+
+    def delete_records(self, form: str, numbers: list[str], org: str | None = None) -> int:
+        """Delete stored records by hand, whatever their status; returns how many."""
+        spec = _scripted_form(form)
+        with self._lock:
+            doomed = [r[spec.pk] for r in self._matching(spec, numbers, org)]
+            self._store.remove(spec, doomed)
+            return len(doomed)
+
+    def add_records(self, form: str, rows: list[dict], *, status: str = "A", on_next_save: bool = False) -> list[int]:
+        """Insert records without any check (a concurrent writer); with ``on_next_save`` just before the next
+        Save/BatchSave. Rows are Model packages (references as ``{"FNumber": x}`` or the number; a row's own
+        ``FDocumentStatus`` / ``FForbidStatus`` win over ``status`` / 正常)."""
+        spec = _scripted_form(form)
+        with self._lock:
+            if on_next_save:
+                self._concurrent.extend((spec, {"FDocumentStatus": status, **r}) for r in rows)
+                return []
+            return [self._store.add(spec, dict(r), status) for r in rows]
+
+    def seed(self, form: str, rows: list[dict]) -> list[int]:
+        """Base data as an administrator leaves it: audited and (unless a row says otherwise) not forbidden; a
+        record with the same number (in the same organisation) is replaced. Returns the new ids."""
+        spec = _scripted_form(form)
+        with self._lock:
+            ids = []
+            for row in rows:
+                record_id = self._store.add(spec, dict(row), AUDITED)
+                key = self._store.key(spec, self._store.get(spec, record_id) or {})
+                self._store.remove(spec, [r[spec.pk] for r in self._store.all(spec)
+                                          if r[spec.pk] != record_id and self._store.key(spec, r) == key])
+                ids.append(record_id)
+            return ids
+
+    def _matching(self, form: Form, numbers: list[str], org: str | None) -> list[dict]:
+        wanted = set(map(str, numbers))
+        return [r for r in self._store.all(form) if str(r[form.number]) in wanted
+                and (org is None or form.org is None or r[form.org] == org)]
+
+    def _seed_defaults(self) -> None:
+        for form, rows in SEEDS.items():
+            self.seed(form, rows)
+        self._seed_customers()
+
+    def _seed_customers(self) -> None:
+        """The default customers of each organisation that has none."""
+        customers = _scripted_form("BD_Customer")
+        with self._lock:
+            served = {r["FUseOrgId"] for r in self._store.all(customers)}
+            for organisation in self._store.all(FORMS[ORGANISATIONS]):
+                if organisation["FNumber"] not in served:
+                    self.seed(customers.form_id, customers_of(organisation["FNumber"]))
+
+    # -- scripting: BD_STOCK, as the tests of the warehouse scheme use it -------------------------------
     def stocks(self, org: str | None = None) -> list[dict]:
         """Stored BD_STOCK records (copies), optionally of one use organisation, ordered by id."""
-        with self._lock:
-            return [dict(r) for _, r in sorted(self._stocks.items()) if org is None or r["FUseOrgId"] == org]
+        return self.records("BD_STOCK", org)
 
+    def edit_stocks(self, numbers: list[str], org: str | None = None, **changes: Any) -> int:
+        """:meth:`edit_records` of BD_STOCK: e.g. ``FName``, ``FDocumentStatus`` or ``FForbidStatus``."""
+        return self.edit_records("BD_STOCK", numbers, org, **changes)
+
+    def delete_stocks(self, numbers: list[str], org: str | None = None) -> int:
+        """:meth:`delete_records` of BD_STOCK."""
+        return self.delete_records("BD_STOCK", numbers, org)
+
+    def add_stocks(self, rows: list[dict], *, status: str = "A", on_next_save: bool = False) -> list[int]:
+        """:meth:`add_records` of BD_STOCK."""
+        return self.add_records("BD_STOCK", rows, status=status, on_next_save=on_next_save)
+
+    # -- scripting: the server -------------------------------------------------------------------------
     def set_organisations(self, numbers: list[str]) -> None:
-        """Replace the set of existing organisations."""
+        """Replace the set of existing organisations (an organisation without customers gets the default ones)."""
         with self._lock:
-            self._orgs = {str(n): i for i, n in enumerate(numbers, start=1)}
+            self._store.clear(FORMS[ORGANISATIONS])
+            for number in numbers:
+                self._store.add(FORMS[ORGANISATIONS], {"FNumber": str(number), "FName": f"组织{number}"}, AUDITED)
+            self._seed_customers()
 
     def count_sessions(self) -> int:
         """Number of sessions opened and not yet expired."""
@@ -235,11 +314,12 @@ class KingdeeSandbox(SandboxServer):
     def fail_rows(
         self, numbers: list[str], message: str = "沙箱脚本：该行校验失败", times: int | None = 1, stage: str = "save"
     ) -> None:
-        """Rows with these FNumbers fail at ``stage`` the next ``times`` times (None = until reset).
+        """Records with these numbers (``FNumber``, a document's ``FBillNo``; any form) fail at ``stage`` the next
+        ``times`` times (None = until reset).
 
-        ``save``: a validation error of the row (FieldName ``FNumber``). ``submit`` / ``audit``: the Submit or Audit
-        of the record fails (FieldName empty) — also inside a save with ``IsAutoSubmitAndAudit``, which then saves
-        nothing of that row. ``unaudit`` / ``forbid`` / ``enable``: that operation fails for the record.
+        ``save``: a validation error of the row (FieldName the number field). ``submit`` / ``audit``: the Submit or
+        Audit of the record fails (FieldName empty) — also inside a save with ``IsAutoSubmitAndAudit``, which then
+        saves nothing of that row. ``unaudit`` / ``forbid`` / ``enable`` / ``delete``: that operation fails.
         """
         if stage not in WRITE_STAGES:
             raise ValueError(f"stage {stage!r} is not one of {WRITE_STAGES}")
@@ -248,13 +328,15 @@ class KingdeeSandbox(SandboxServer):
                 self._failing_rows[(stage, str(number))] = (message, times)
 
     def configure(self, **settings: Any) -> dict[str, Any]:
-        """Change behaviour settings (the constructor's ``auto_audit`` … ``row_latency``); returns them all."""
+        """Change behaviour settings (the constructor's ``reject_save_on_audited`` … ``manual_bill_numbers``);
+        returns them all."""
         choices = {"auto_audit": AUTO_AUDIT_MODES, "auto_audit_on_update": AUTO_AUDIT_ON_UPDATE,
-                   "query_over_limit": OVER_LIMIT}
+                   "query_over_limit": OVER_LIMIT, "stock_interaction": STOCK_INTERACTION,
+                   "entry_wording": ENTRY_WORDING, "query_entry_rows": ENTRY_ROWS}
         kinds: dict[str, tuple[type, ...]] = {
             "echo_return_fields": (bool,), "query_limit": (int,), "row_latency": (float, int),
             "reject_save_on_audited": (bool,), "session_max_requests": (int, type(None)),
-            "session_idle_seconds": (float, int, type(None))}
+            "session_idle_seconds": (float, int, type(None)), "manual_bill_numbers": (bool,)}
         with self._lock:
             for name, value in settings.items():
                 if name in choices and value not in choices[name]:
@@ -266,42 +348,9 @@ class KingdeeSandbox(SandboxServer):
                 setattr(self, name, float(value) if name == "row_latency" else value)
             return {name: getattr(self, name) for name in [*choices, *kinds]}
 
-    def edit_stocks(self, numbers: list[str], org: str | None = None, **changes: Any) -> int:
-        """Change stored records by hand (as a user in the Kingdee client would): e.g. ``FName``,
-        ``FDocumentStatus`` or ``FForbidStatus``; returns how many records changed."""
-        unknown = set(changes) - set(STOCK_FIELDS) | ({"FStockId"} & set(changes))
-        if unknown:
-            raise ValueError(f"cannot edit {sorted(unknown)}")
-        with self._lock:
-            records = [r for r in self._stocks.values() if r["FNumber"] in set(map(str, numbers))
-                       and (org is None or r["FUseOrgId"] == org)]
-            for record in records:
-                record.update({k: _truthy(v) if k == "FAllowMinusQty" else str(v) for k, v in changes.items()})
-            return len(records)
-
-    def delete_stocks(self, numbers: list[str], org: str | None = None) -> int:
-        """Delete stored records by hand, whatever their status; returns how many."""
-        with self._lock:
-            doomed = [i for i, r in self._stocks.items() if r["FNumber"] in set(map(str, numbers))
-                      and (org is None or r["FUseOrgId"] == org)]
-            for stock_id in doomed:
-                del self._stocks[stock_id]
-            return len(doomed)
-
-    def add_stocks(self, rows: list[dict], *, status: str = "A", on_next_save: bool = False) -> list[int]:
-        """Insert records directly (a concurrent writer); with ``on_next_save`` just before the next Save/BatchSave.
-
-        Rows are BatchSave models (``FUseOrgId`` may be ``{"FNumber": x}`` or the number).
-        """
-        with self._lock:
-            if on_next_save:
-                self._concurrent.extend(dict(r, FDocumentStatus=status) for r in rows)
-                return []
-            return [self._insert(dict(r), status) for r in rows]
-
     def fault_after_write(self, *, status: int | None = None, delay: float = 0.0, count: int = 1) -> None:
-        """The next ``count`` Save/BatchSave/ExcuteOperation calls are applied, then answered late (``delay``) or
-        with ``status``."""
+        """The next ``count`` Save/BatchSave/ExcuteOperation calls (any form) are applied, then answered late
+        (``delay``) or with ``status``."""
         with self._lock:
             self._after_write.extend([(status, float(delay))] * count)
 
@@ -314,9 +363,13 @@ class KingdeeSandbox(SandboxServer):
             self.calls.clear()
 
     def reset(self) -> None:
-        """Forget stocks, sessions, scripted faults and counters."""
+        """Forget records (the seeded base data is seeded again; organisations stay), sessions, scripted faults
+        and counters."""
         with self._lock:
-            self._stocks.clear()
+            for form in FORMS.values():
+                if form.form_id != ORGANISATIONS:
+                    self._store.clear(form)
+            self._seed_defaults()
             self._sessions.clear()
             self._failing_rows.clear()
             self._concurrent.clear()
@@ -326,6 +379,11 @@ class KingdeeSandbox(SandboxServer):
 
     def control(self, command: str, payload: dict[str, Any]) -> Any:
         commands = {
+            "records": lambda: self.records(**payload),
+            "edit-records": lambda: self.edit_records(**payload),
+            "delete-records": lambda: self.delete_records(**payload),
+            "add-records": lambda: self.add_records(**payload),
+            "seed": lambda: self.seed(**payload),
             "stocks": lambda: self.stocks(payload.get("org")),
             "expire-sessions": self.expire_sessions,
             "count-sessions": self.count_sessions,
@@ -507,63 +565,19 @@ class KingdeeSandbox(SandboxServer):
                            "Context": context, "KDSVCSessionId": sid, "FormId": None, "IsSuccessByAPI": True},
                      cookies=cookies)
 
-    # -- BD_STOCK storage ------------------------------------------------------------------------------
+    # -- saves ---------------------------------------------------------------------------------------------
     @staticmethod
-    def _form(params: dict[str, Any], writable: bool = True) -> str:
-        form = str(params.get("formid") or (params.get("data") or {}).get("formid") or "")
-        if not form:
+    def _form(params: dict[str, Any], writable: bool = True) -> Form:
+        name = str(params.get("formid") or (params.get("data") or {}).get("formid") or "")
+        if not name:
             raise KingdeeFault("表单标识为空", 5)
-        known = {f.lower(): f for f in FORMS}
-        if form.lower() not in known:
+        form = form_named(name)
+        if form is None:
             # Text as captured from a production server (MsgCode 4); wording per version not verified.
-            raise KingdeeFault(f"标识为“{form}”的业务对象不存在，或者被删除。", 4)
-        form = known[form.lower()]
-        if writable and form != "BD_STOCK":
-            raise KingdeeFault(f"沙箱不支持写入 {form}", 12)
+            raise KingdeeFault(f"标识为“{name}”的业务对象不存在，或者被删除。", 4)
+        if writable and not form.writable:
+            raise KingdeeFault(f"沙箱不支持写入 {form.form_id}", 12)
         return form
-
-    def _insert(self, model: dict, status: str) -> int:
-        stock_id = next(self._ids)
-        self._stocks[stock_id] = {
-            "FStockId": stock_id, "FNumber": str(model.get("FNumber", "")), "FName": str(model.get("FName", "")),
-            "FStockProperty": str(model.get("FStockProperty", "1")),
-            "FAllowMinusQty": _truthy(model.get("FAllowMinusQty", False)),
-            "FCreateOrgId": _ref_number(model.get("FCreateOrgId")),
-            "FUseOrgId": _ref_number(model.get("FUseOrgId") or model.get("FCreateOrgId")),
-            "FDescription": str(model.get("FDescription", "")),
-            "FDocumentStatus": status, "FForbidStatus": "A",
-        }
-        return stock_id
-
-    def _validate(self, model: dict, existing: dict | None, batch_numbers: dict[tuple[str, str], int]) -> dict | None:
-        """The first validation error of one model (as an Errors[] entry without DIndex), or None."""
-        merged = {**(existing or {}), **model}
-        number = str(merged.get("FNumber") or "")
-        scripted = self._scripted_failure("save", number)
-        if scripted:
-            return _error(scripted, field="FNumber")
-        if existing is None and model.get("FStockId") not in (None, 0, "0", ""):
-            return _error(f"内码为{model.get('FStockId')}的仓库不存在", field="FStockId")
-        if existing is not None and existing["FDocumentStatus"] == "C" and self.reject_save_on_audited:
-            return _error(f"编码为“{existing['FNumber']}”的仓库，数据已审核，不能修改！")
-        for field, label in (("FNumber", "编码"), ("FName", "名称"), ("FStockProperty", "仓库属性"),
-                             ("FCreateOrgId", "创建组织"), ("FUseOrgId", "使用组织")):
-            value = merged.get(field)
-            if (_ref_number(value) if field.endswith("OrgId") else str(value or "")).strip() == "":
-                return _error(f"字段“{label}”是必填项", field=field)
-        for field in ("FCreateOrgId", "FUseOrgId"):
-            org = _ref_number(merged[field])
-            if org not in self._orgs:
-                return _error(f"字段“{field}”的值“{org}”在系统中不存在或未审核", field=field)
-        if str(merged["FStockProperty"]) not in STOCK_PROPERTIES:
-            return _error(f"仓库属性的值“{merged['FStockProperty']}”不在枚举范围内", field="FStockProperty")
-        org = _ref_number(merged["FUseOrgId"])
-        own_id = existing["FStockId"] if existing else None
-        taken = any(r["FNumber"] == number and r["FUseOrgId"] == org and r["FStockId"] != own_id
-                    for r in self._stocks.values()) or (number, org) in batch_numbers
-        if taken:
-            return _error(f"违反字段唯一性要求：编码唯一。[{number}]在当前系统中已经被使用。", field="FNumber")
-        return None
 
     def _scripted_failure(self, stage: str, number: str) -> str | None:
         """The message of a scripted failure of ``number`` at ``stage`` (consuming one of its times), or None."""
@@ -578,121 +592,163 @@ class KingdeeSandbox(SandboxServer):
                 self._failing_rows[(stage, number)] = (message, times - 1)
         return message
 
-    def _approval_failure(self, number: str) -> str | None:
-        """Inside a save with IsAutoSubmitAndAudit: the message of a failing submit or audit (wording not verified)."""
+    def _interaction(self, form: Form, flags: set[str]) -> Problem | None:
+        """The negative-stock interaction an audit of ``form`` runs into without ``STK_InvCheckResult``, or None."""
+        if form.stock_check and self.stock_interaction == "refuse" and "stk_invcheckresult" not in flags:
+            return INTERACTION
+        return None
+
+    def _approval_failure(self, form: Form, number: str, flags: set[str]) -> Problem | None:
+        """Inside a save with IsAutoSubmitAndAudit: a failing submit or audit (wording not verified), or None."""
         for stage, label in (("submit", "提交"), ("audit", "审核")):
             message = self._scripted_failure(stage, number)
             if message:
-                return f"{label}失败：{message}"
-        return None
+                return None, f"{label}失败：{message}"
+        return self._interaction(form, flags)
 
-    def _save_models(self, params: dict[str, Any], operation: str) -> tuple[list[dict], list[dict]]:
-        self._form(params)
+    def _save_models(self, params: dict[str, Any], operation: str) -> tuple[Form, list[dict], list[dict]]:
+        form = self._form(params)
         data = params.get("data") or {}
         models = data.get("model")
         models = [models] if operation == "Save" and isinstance(models, dict) else models
         if not isinstance(models, list) or not models:
             raise KingdeeFault("data数据包中的参数Model的值不能为空。", 8)
         self.rows_per_call.append((operation, len(models)))
-        for row in self._concurrent:  # a concurrent writer got there first
-            self._insert(row, row.pop("FDocumentStatus", "A"))
+        for concurrent_form, row in self._concurrent:  # a concurrent writer got there first
+            self._store.add(concurrent_form, row)
         self._concurrent.clear()
         update_fields = data.get("needupdatefields") or []
-        flag = _truthy(data.get("isautosubmitandaudit", False))
-        successes, errors = [], []
-        batch_numbers: dict[tuple[str, str], int] = {}
+        flag = truthy(data.get("isautosubmitandaudit", False))
+        verify = truthy(data.get("isverifybasedatafield", False))
+        delete_entries = truthy(data.get("isdeleteentry", True))
+        flags = _interaction_flags(data)
+        successes: list[dict] = []
+        errors: list[dict] = []
         for index, model in enumerate(models):
-            model = dict((model or {}).items())
-            pk = model.get("FStockId")
-            existing = self._stocks.get(int(str(pk))) if str(pk or "0").isdigit() and int(str(pk or 0)) else None
+            package = read_model(form, model if isinstance(model, dict) else {})
+            existing = self._store.get(form, package.pk) if package.pk is not None else None
             if existing is not None and update_fields:
-                model = {k: v for k, v in model.items() if k in update_fields or k == "FStockId"}
-            error = self._validate(model, existing, batch_numbers)
+                package = package.only(update_fields)
+            if form.bill_no_prefix and existing is None and (
+                    not self.manual_bill_numbers or not package.values.get(form.number)):
+                package.values[form.number] = self._store.bill_number(form)  # the coding rule numbers it
             mode = (self.auto_audit if existing is None else self.auto_audit_on_update) if flag else "ignore"
-            if error is None and mode == "refuse":
-                error = _error("更新时不能启用IsAutoSubmitAndAudit（沙箱：措辞未经核实）")
-            if error is None and mode == "transaction":  # save, submit and audit commit or roll back together
-                failed = self._approval_failure(str({**(existing or {}), **model}.get("FNumber") or ""))
-                error = _error(failed) if failed else None
-            if error is not None:
-                errors.append(error | {"DIndex": index})
+            record, problems = merge(form, existing, package, delete_entries=delete_entries)
+            problems = self._refusals(form, package, existing, record, problems, verify=verify, mode=mode,
+                                      flags=flags)
+            if problems:
+                errors.extend(_error(message, field=field, index=index) for field, message in problems)
                 continue
             if existing is None:
-                stock_id = self._insert(model, "C" if mode == "transaction" else "A")
-            else:
-                stock_id = existing["FStockId"]
-                for key, value in model.items():
-                    if key in ("FCreateOrgId", "FUseOrgId"):
-                        existing[key] = _ref_number(value)
-                    elif key == "FAllowMinusQty":
-                        existing[key] = _truthy(value)
-                    elif key in STOCK_FIELDS and key not in ("FStockId", "FDocumentStatus", "FForbidStatus"):
-                        existing[key] = str(value)
-                if mode == "transaction":
-                    existing["FDocumentStatus"] = "C"
-            record = self._stocks[stock_id]
-            batch_numbers[(record["FNumber"], record["FUseOrgId"])] = index
-            successes.append({"Id": stock_id, "Number": record["FNumber"], "DIndex": index})
-        return successes, errors
+                record.update(dict.fromkeys(form.statuses, NORMAL), FDocumentStatus="A")
+            if mode == "transaction":
+                record["FDocumentStatus"] = AUDITED
+            stored = self._store.commit(form, record, existing)
+            successes.append({"Id": stored[form.pk], "Number": stored[form.number], "DIndex": index})
+        return form, successes, errors
 
-    def _return_data(self, params: dict[str, Any], successes: list[dict]) -> list[dict]:
-        """``NeedReturnData``: the asked ``NeedReturnFields`` of each saved row (``{}`` each when not asked)."""
-        fields = (params.get("data") or {}).get("needreturnfields") or []
+    def _refusals(self, form: Form, package: Package, existing: dict | None, record: dict, problems: list[Problem], *,
+                  verify: bool, mode: str, flags: set[str]) -> list[Problem]:
+        """Why one package is not saved (nothing when it is), in the order the checks run."""
+        number = str(record.get(form.number) or "")
+        scripted = self._scripted_failure("save", number)
+        if scripted:
+            return [(form.number, scripted)]
+        if package.pk is not None and existing is None:
+            return [(form.pk, f"内码为{package.pk}的{form.label}不存在")]
+        if existing is not None and existing["FDocumentStatus"] == AUDITED and self.reject_save_on_audited:
+            return [(None, f"{form.number_label}为“{existing[form.number]}”的{form.label}，数据已审核，不能修改！")]
+        problems = [*package.problems, *problems,
+                    *check(self._store, form, record, verify=verify, wording=self.entry_wording)]
+        if problems:
+            return problems if form.all_errors else problems[:1]
+        if mode == "refuse":
+            return [(None, "更新时不能启用IsAutoSubmitAndAudit（沙箱：措辞未经核实）")]
+        failed = self._approval_failure(form, number, flags) if mode == "transaction" else None
+        return [failed] if failed else []
+
+    def _return_data(self, form: Form, params: dict[str, Any], successes: list[dict]) -> list[dict]:
+        """``NeedReturnData``: the asked ``NeedReturnFields`` of each saved row (``{}`` each when not asked). An
+        entry's field (``FEntity.FEntryID``) comes back as a list with one object per entry row."""
+        fields = [str(f) for f in (params.get("data") or {}).get("needreturnfields") or []]
         if not self.echo_return_fields or not fields:
             return [{} for _ in successes]
-        known = {k.lower(): k for k in STOCK_FIELDS}
-        return [{f: self._stocks[s["Id"]].get(known.get(str(f).lower(), ""), None) for f in fields} for s in successes]
+        answers = []
+        for success in successes:
+            record = self._store.get(form, success["Id"]) or {}
+            answer: dict[str, Any] = {}
+            for name in fields:
+                head, _, tail = name.partition(".")
+                entry = form.entry(head)
+                if entry is not None and tail:
+                    rows = answer.setdefault(head, [{} for _ in record[entry.key]])
+                    key = f"{entry.key}_{entry.pk}" if tail.lower() == entry.pk.lower() else tail
+                    read = column(self._store, form, key)
+                    for row, stored in zip(rows, record[entry.key], strict=True):
+                        row[tail] = read[0](record, stored) if read else None
+                else:
+                    read = column(self._store, form, name)
+                    answer[name] = read[0](record, None) if read and not read[1] else None
+            answers.append(answer)
+        return answers
 
     def _op_batchsave(self, params: dict[str, Any]) -> dict:
-        successes, errors = self._save_models(params, "BatchSave")
-        return {"Result": {**_status(errors, successes), "NeedReturnData": self._return_data(params, successes)}}
+        form, successes, errors = self._save_models(params, "BatchSave")
+        return {"Result": {**_status(errors, successes), "NeedReturnData": self._return_data(form, params, successes)}}
 
     def _op_save(self, params: dict[str, Any]) -> dict:
-        successes, errors = self._save_models(params, "Save")
+        form, successes, errors = self._save_models(params, "Save")
         first = successes[0] if successes else {"Id": "", "Number": ""}
         return {"Result": {**_status(errors, successes), "Id": first["Id"], "Number": first["Number"],
-                           "NeedReturnData": self._return_data(params, successes) or [{}]}}
+                           "NeedReturnData": self._return_data(form, params, successes) or [{}]}}
 
-    def _targets(self, params: dict[str, Any]) -> list[tuple[str, dict | None]]:
-        """(key as requested, record or None) for ``Ids`` (comma text or list) or ``Numbers``."""
-        self._form(params)
+    # -- operations on saved records ---------------------------------------------------------------------
+    def _targets(self, params: dict[str, Any]) -> tuple[Form, list[tuple[str, dict | None]]]:
+        """The form and (key as requested, record or None) for ``Ids`` (comma text or list) or ``Numbers``."""
+        form = self._form(params)
         data = params.get("data") or {}
         ids = data.get("ids")
         if ids not in (None, "", []):
             keys = [str(i).strip() for i in (ids.split(",") if isinstance(ids, str) else ids) if str(i).strip()]
-            return [(k, self._stocks.get(int(k)) if k.isdigit() else None) for k in keys]
+            return form, [(k, self._store.get(form, k)) for k in keys]
         numbers = [str(n) for n in data.get("numbers") or []]
         if not numbers:
             raise KingdeeFault("data数据包中的参数Numbers或Ids的值不能为空。", 8)
-        # A number is unique per use organisation only: ``UseOrgId`` (its internal id, or here also its number)
-        # narrows the search; without it the sandbox takes the first record with the number.
+        # A base-data number is unique per use organisation only: ``UseOrgId`` (its internal id, or here also its
+        # number) narrows the search; without it the sandbox takes the first record with the number.
         org = str(data.get("useorgid") or "")
+        orgs = {org} | {o["FNumber"] for o in self._store.all(FORMS[ORGANISATIONS]) if str(o["FOrgID"]) == org}
         by_number: dict[str, dict] = {}
-        for _, record in sorted(self._stocks.items()):
-            if not org or org in (record["FUseOrgId"], str(self._orgs.get(record["FUseOrgId"]))):
-                by_number.setdefault(record["FNumber"], record)
-        return [(n, by_number.get(n)) for n in numbers]
+        for record in self._store.all(form):
+            if not org or form.org is None or record[form.org] in orgs:
+                by_number.setdefault(str(record[form.number]), record)
+        return form, [(n, by_number.get(n)) for n in numbers]
 
     def _transition(self, params: dict[str, Any], allowed: dict[str, str], stage: str, field: str,
-                    refusals: dict[str, str]) -> dict:
+                    refusals: dict[str, str], blocked: Problem | None = None) -> dict:
         """Move ``field`` of each target record along ``allowed``; a row error per record that cannot move.
 
         :param refusals: status → the message's tail when a record in that status cannot move
+        :param blocked: the error of every record that could move (an interaction the call did not answer)
         """
+        form, targets = self._targets(params)
         successes, errors = [], []
-        for index, (key, record) in enumerate(self._targets(params)):
+        for index, (key, record) in enumerate(targets):
             if record is None:
                 errors.append(_error(f"单据“{key}”不存在或已被删除", index=index))
                 continue
-            scripted = self._scripted_failure(stage, record["FNumber"])
+            scripted = self._scripted_failure(stage, record[form.number])
             if scripted:
                 errors.append(_error(scripted, index=index))
             elif record[field] not in allowed:
                 state = refusals.get(record[field], "当前状态不允许此操作。")
-                errors.append(_error(f"编码为“{record['FNumber']}”的仓库，{state}", index=index))
+                message = f"{form.number_label}为“{record[form.number]}”的{form.label}，{state}"
+                errors.append(_error(message, index=index))
+            elif blocked:
+                errors.append(_error(blocked[1], field=blocked[0], index=index))
             else:
                 record[field] = allowed[record[field]]
-                successes.append({"Id": record["FStockId"], "Number": record["FNumber"], "DIndex": index})
+                successes.append({"Id": record[form.pk], "Number": record[form.number], "DIndex": index})
         return {"Result": _status(errors, successes)}
 
     def _op_submit(self, params: dict[str, Any]) -> dict:
@@ -700,91 +756,75 @@ class KingdeeSandbox(SandboxServer):
                                 {"C": "单据已经审核！", "B": "单据已经提交！"})
 
     def _op_audit(self, params: dict[str, Any]) -> dict:
-        return self._transition(params, {"B": "C"}, "audit", "FDocumentStatus",
-                                {"C": "单据已经审核！", "A": "单据未提交，不能审核。", "D": "单据未提交，不能审核。"})
+        blocked = self._interaction(self._form(params), _interaction_flags(params.get("data") or {}))
+        refusals = {"C": "单据已经审核！", "A": "单据未提交，不能审核。", "D": "单据未提交，不能审核。"}
+        return self._transition(params, {"B": "C"}, "audit", "FDocumentStatus", refusals, blocked)
 
     def _op_unaudit(self, params: dict[str, Any]) -> dict:
         return self._transition(params, {"C": "D"}, "unaudit", "FDocumentStatus", {})
 
     def _op_excuteoperation(self, params: dict[str, Any]) -> dict:
-        """Forbid (禁用, FForbidStatus A → B) and Enable (反禁用, B → A); refusal texts: wording not verified."""
+        """Forbid (禁用, FForbidStatus A → B) and Enable (反禁用, B → A) of base data; refusal texts: wording not
+        verified."""
         op = str(params.get("opnumber") or "").lower()
-        if op == "forbid":
-            return self._transition(params, {"A": "B"}, "forbid", "FForbidStatus", {"B": "数据已禁用，不能重复禁用。"})
-        if op == "enable":
-            return self._transition(params, {"B": "A"}, "enable", "FForbidStatus", {"A": "数据未禁用，不能反禁用。"})
-        raise KingdeeFault(f"操作标识“{params.get('opnumber')}”不存在（沙箱仅支持Forbid/Enable）", 3)
+        if op in ("forbid", "enable") and self._form(params).base_data:
+            if op == "forbid":
+                return self._transition(params, {"A": "B"}, op, "FForbidStatus", {"B": "数据已禁用，不能重复禁用。"})
+            return self._transition(params, {"B": "A"}, op, "FForbidStatus", {"A": "数据未禁用，不能反禁用。"})
+        raise KingdeeFault(f"操作标识“{params.get('opnumber')}”不存在（沙箱仅支持基础资料的Forbid/Enable）", 3)
 
     def _op_delete(self, params: dict[str, Any]) -> dict:
         result = self._transition(params, {"Z": "X", "A": "X", "D": "X"}, "delete", "FDocumentStatus",
                                   {"C": "单据已经审核，不能删除！", "B": "单据已经提交，不能删除！"})
-        for stock_id in [i for i, r in self._stocks.items() if r["FDocumentStatus"] == "X"]:
-            del self._stocks[stock_id]
+        form = self._form(params)
+        self._store.remove(form, [r[form.pk] for r in self._store.all(form) if r["FDocumentStatus"] == "X"])
         return result
 
     def _op_view(self, params: dict[str, Any]) -> dict:
+        """The record with property names without ``F`` (sub-entity fields flat, entries as lists of rows: the
+        sandbox's shape; the real one nests sub-entities under their own names)."""
         data = params.get("data") or {}
         params = dict(params, data={"ids": str(data["id"])} if data.get("id") else {"numbers": [data.get("number")]})
-        _, record = self._targets(params)[0]
+        form, [(_, record)] = self._targets(params)
         if record is None:
             raise KingdeeFault("指定的数据不存在", 10)
-        view = {"Id": record["FStockId"], "Number": record["FNumber"],
-                "Name": [{"Key": self.lcid, "Value": record["FName"]}],
-                "StockProperty": record["FStockProperty"], "AllowMinusQty": record["FAllowMinusQty"],
-                "CreateOrgId": {"Number": record["FCreateOrgId"]}, "UseOrgId": {"Number": record["FUseOrgId"]},
-                "DocumentStatus": record["FDocumentStatus"], "ForbidStatus": record["FForbidStatus"]}
+
+        def shown(spec: Any, value: Any) -> Any:
+            return {"Number": value} if spec.kind == "reference" else value
+
+        view: dict[str, Any] = {"Id": record[form.pk], "Number": record[form.number]}
+        for spec in form.flat_fields:
+            if spec.key == "FName":
+                view["Name"] = [{"Key": self.lcid, "Value": record["FName"]}]
+            elif spec.key != form.number:
+                view[spec.key[1:]] = shown(spec, record[spec.key])
+        for entry in form.entries:
+            view[entry.key[1:]] = [{"Id": row[entry.pk], **{s.key[1:]: shown(s, row[s.key]) for s in entry.fields}}
+                                   for row in record[entry.key]]
+        view.update({status[1:]: record[status] for status in form.statuses})
         return {"Result": {"ResponseStatus": None, "Result": view}}
 
     # -- queries ---------------------------------------------------------------------------------------
-    def _rows(self, form: str) -> list[dict[str, Any]]:
-        if form == "ORG_Organizations":
-            return [{"FOrgID": i, "FNumber": n, "FName": f"组织{n}", "FDocumentStatus": "C", "FForbidStatus": "A"}
-                    for n, i in self._orgs.items()]
-        rows = []
-        for record in self._stocks.values():
-            row = dict(record)
-            for ref in ("FCreateOrgId", "FUseOrgId"):
-                row[f"{ref}.FNumber"] = record[ref]
-                row[ref] = self._orgs.get(record[ref], 0)
-            rows.append(row)
-        return rows
-
-    def _query(self, params: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    def _query(self, params: dict[str, Any]) -> tuple[list[str], list[Column], list[tuple[dict, dict | None]]]:
         data = params.get("data") or {}
         form = self._form({"formid": data.get("formid")}, writable=False)
-        keys = [k.strip() for k in str(data.get("fieldkeys") or "").split(",") if k.strip()]
-        if not keys:
-            raise KingdeeFault("data数据包中的参数FieldKeys的值不能为空。", 8)
-        rows = self._rows(form)
-        columns = {k.lower(): k for k in (rows[0] if rows else {**dict.fromkeys(FORMS[form]), **{
-            f"{r}.FNumber": 0 for r in ("FCreateOrgId", "FUseOrgId") if form == "BD_STOCK"}})}
-        clauses = parse_filter(str(data.get("filterstring") or "")) if not isinstance(
-            data.get("filterstring"), list) else []  # the array filter form is not simulated
-        for name in keys + [c[0] for c in clauses]:
-            if name.lower() not in columns:
-                raise KingdeeFault(f"元数据中标识为{name}的字段不存在", 9)
-        rows = [r for r in rows if all(_matches(r[columns[f.lower()]], op, v) for f, op, v in clauses)]
-        order = str(data.get("orderstring") or "").split()
-        if order and order[0].lower() in columns:
-            rows.sort(key=lambda r: str(r[columns[order[0].lower()]]),
-                      reverse=len(order) > 1 and order[1].lower() == "desc")
-        start = int(data.get("startrow") or 0)
-        limit = int(data.get("limit") or 0) or self.query_limit  # no Limit: the server's row limit
-        if limit > self.query_limit:
-            if self.query_over_limit == "refuse":  # wording not verified
-                raise KingdeeFault(f"参数Limit的值不能超过{self.query_limit}。", 8)
-            limit = self.query_limit
-        top = int(data.get("toprowcount") or 0)
-        rows = rows[:top] if top else rows
-        return [columns[k.lower()] for k in keys], rows[start:start + limit]
+        return select(self._store, form, data, row_limit=self.query_limit, over_limit=self.query_over_limit,
+                      entry_rows=self.query_entry_rows)
 
     def _op_executebillquery(self, params: dict[str, Any]) -> list[list[Any]]:
-        keys, rows = self._query(params)
-        return [[r[k] for k in keys] for r in rows]
+        _, readers, rows = self._query(params)
+        return [[read(*pair) for read in readers] for pair in rows]
 
     def _op_billquery(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        keys, rows = self._query(params)
-        return [{k: r[k] for k in keys} for r in rows]
+        keys, readers, rows = self._query(params)
+        return [{k: read(*pair) for k, read in zip(keys, readers, strict=True)} for pair in rows]
+
+
+def _scripted_form(name: str) -> Form:
+    form = form_named(name)
+    if form is None:
+        raise ValueError(f"unknown form {name!r}; known: {sorted(FORMS)}")
+    return form
 
 
 def _sha256(text: str) -> str:
@@ -808,6 +848,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query-limit", type=int, default=2000, help="most rows one ExecuteBillQuery returns")
     parser.add_argument("--query-over-limit", choices=OVER_LIMIT, default="refuse")
     parser.add_argument("--row-latency", type=float, default=0.0, help="seconds added per row written")
+    parser.add_argument("--stock-interaction", choices=STOCK_INTERACTION, default="off",
+                        help="audit of SAL_OUTSTOCK without InterationFlags STK_InvCheckResult: pass or refuse")
+    parser.add_argument("--entry-wording", choices=ENTRY_WORDING, default="k3",
+                        help="wording of an entry row's required-field error")
+    parser.add_argument("--query-entry-rows", choices=ENTRY_ROWS, default="always",
+                        help="a document's query rows: one per entry row always, or when entry keys are asked")
+    parser.add_argument("--auto-bill-numbers", action="store_true",
+                        help="the coding rule numbers every new document, ignoring a posted FBillNo")
 
 
 def build_server(args: argparse.Namespace) -> KingdeeSandbox:
@@ -819,4 +867,6 @@ def build_server(args: argparse.Namespace) -> KingdeeSandbox:
         reject_save_on_audited=not args.allow_save_on_audited, auto_audit=args.auto_audit,
         auto_audit_on_update=args.auto_audit_on_update, query_limit=args.query_limit,
         query_over_limit=args.query_over_limit, row_latency=args.row_latency,
+        stock_interaction=args.stock_interaction, entry_wording=args.entry_wording,
+        query_entry_rows=args.query_entry_rows, manual_bill_numbers=not args.auto_bill_numbers,
     )
