@@ -33,7 +33,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-import pendulum
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url  # not at top level in SQLAlchemy 1.4 (Airflow 2)
@@ -181,7 +180,7 @@ class SyncLedger:
         if not modified:
             return
         dialect = self.engine.dialect.name
-        now = pendulum.now("UTC")
+        now = datetime.now(timezone.utc)
         rows = []
         for key, value in modified.items():
             entry = value if isinstance(value, Applied) else Applied(int(value))

@@ -19,11 +19,9 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pendulum
 
 from jikeyun_kingdee import pipeline
 from jikeyun_kingdee.kingdee_filters import equals_filter, in_filter
@@ -85,7 +83,7 @@ def read_source(scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath) ->
         telling Kingdee-only records from out-of-scope ones), the counts, and ``read_at``: when the read began (UTC,
         ISO 8601; the repair leaves alone what a sync applied after it).
     """
-    read_at = pendulum.now("UTC")
+    read_at = datetime.now(timezone.utc)
     extracted = pipeline.extract(scheme, hook, folder, None, None)
     transformed = pipeline.transform(scheme, folder, extracted)
     filtered = pipeline.filter_rows(scheme, folder, transformed)
