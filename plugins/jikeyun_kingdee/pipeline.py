@@ -237,7 +237,7 @@ def _verdicts(
     superseded: set[str] = set()
     if verify:
         later = [item["key"] for item in items
-                 if (entry := entries.get(item["key"])) is not None and entry.modified > item["modified"]]
+                 if item["key"] in entries and entries[item["key"]].modified > item["modified"]]
         if later:
             superseded = set(later) if read_at is None else ledger.applied_since(later, read_at, other_than=run_id)
     verdicts = []

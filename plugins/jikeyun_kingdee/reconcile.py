@@ -209,7 +209,9 @@ def summarise(
         the source read, which the read-back still found different from this run's snapshot (not ``left``)
     """
     found = compared["found"]
-    superseded = (repaired or {}).get("superseded") or {"drift": 0, "keys": {}}
+    superseded = (repaired or {}).get("superseded")
+    if not isinstance(superseded, dict):  # no repair, or one of an older release (a count)
+        superseded = {"drift": 0, "keys": {}}
     if repaired is not None:
         left, results = repaired["left"], dict(repaired["results"])
     elif repair:  # nothing to repair
@@ -240,7 +242,8 @@ def summarise(
         "left_keys": {name: keys for name, keys in left["keys"].items() if name in REPAIRED_CLASSES},
         "superseded": superseded["drift"],
         "superseded_keys": [key for keys in superseded["keys"].values() for key in keys],
-        "files": {"drift": compared.get("drift_file"), "left": (repaired or {}).get("left_file")},
+        "files": {"drift": compared.get("drift_file"), "left": (repaired or {}).get("left_file"),
+                  "superseded": (repaired or {}).get("superseded_file")},
         "cost": {
             "jikeyun_calls": sum(source.get("calls", {}).values()),
             "kingdee_queries": read_queries + repair_queries,

@@ -239,7 +239,7 @@ def repair(
     """
     out = fresh_folder(folder / "repair")
     pipeline.check_target(scheme, hook)  # a missing organisation fails here, before any write
-    read_at = compared.get("source_read_at")  # None from a compare of an older release: nothing is overwritten
+    read_at = compared.get("source_read_at")  # None (a compare of an older release): every later ledger time wins
     results: Counter[str] = Counter()  # one status per item (a load's counts may count an item twice)
     superseded_keys: set[str] = set()
     for chunk in compared["repair_chunks"]:
