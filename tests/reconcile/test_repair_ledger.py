@@ -27,7 +27,7 @@ from tests.support.sandboxes import connected_kingdee
 
 SCHEME = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
 T3, T5, T9 = 1_790_000_003_000, 1_790_000_005_000, 1_790_000_009_000  # source times, epoch ms
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+POSTGRES = "postgres@127.0.0.1:5432"  # user@host:port of the local server (trust auth)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +36,15 @@ def postgres_url() -> Iterator[str]:
     try:
         import psycopg2
 
-        admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **POSTGRES)
+        admin = psycopg2.connect(f"postgresql://{POSTGRES}/postgres", connect_timeout=5)
     except Exception as exc:  # psycopg2.OperationalError: no server
-        require_service("PostgreSQL", False, f"{POSTGRES['host']}:{POSTGRES['port']}: {exc}")
+        require_service("PostgreSQL", False, f"{POSTGRES}: {exc}")
     name = f"jk_ledger_{uuid.uuid4().hex[:12]}"
     admin.autocommit = True  # CREATE/DROP DATABASE refuse a transaction block
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}"
+        yield f"postgresql+psycopg2://{POSTGRES}/{name}"
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
