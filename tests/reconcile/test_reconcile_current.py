@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jikeyun_kingdee.ledger import SyncLedger
-from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
+from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox, epoch_ms
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
 from jikeyun_kingdee.staging import read_ndjson
 
@@ -96,10 +96,6 @@ def world(dags, jikeyun, kingdee, env, tmp_path_factory: pytest.TempPathFactory)
     return {**codes, "names": names, "runs": {"full": full, "edited": edited}}
 
 
-def ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
-
-
 def stock(kingdee: KingdeeSandbox, code: str) -> tuple[str, str]:
     """Name and forbid status of a Kingdee warehouse."""
     [found] = [s for s in kingdee.stocks(org="I0134") if s["FNumber"] == code]
@@ -132,7 +128,7 @@ def test_one_reconcile_repairs_back_dated_changes_and_nothing_undoes_it(dags, wo
     assert "3 repaired, 0 left" in webhook.posted[posted].body["markdown"]["content"]
     # The ledger holds the repaired state a millisecond after the time it held, not the back-dated one.
     with SyncLedger("warehouse_I0134") as ledger:
-        assert ledger.applied([a, b, c]) == dict.fromkeys([a, b, c], ms(EDITED) + 1)
+        assert ledger.applied([a, b, c]) == dict.fromkeys([a, b, c], epoch_ms(EDITED) + 1)
 
     # A second reconcile finds nothing and writes nothing.
     before = writes(kingdee)
