@@ -23,9 +23,8 @@ T = TypeVar("T")
 #: a source record's lifecycle state (``lifecycle:`` of the scheme)
 State = Literal["active", "blocked", "deleted"]
 #: what became of one load item
-Status = Literal["created", "updated", "enabled", "forbidden", "unchanged", "absent", "stale", "rejected"]
-STATUSES: tuple[Status, ...] = ("created", "updated", "enabled", "forbidden", "unchanged", "absent", "stale",
-                                "rejected")
+Status = Literal["created", "updated", "enabled", "forbidden", "unchanged", "absent", "stale", "superseded",
+                 "rejected"]
 #: load statuses that changed Kingdee
 WRITTEN: tuple[Status, ...] = ("created", "updated", "enabled", "forbidden")
 

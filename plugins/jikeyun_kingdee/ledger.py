@@ -9,6 +9,12 @@ lifecycle state last written (:func:`row_hash`). Loads consult it twice:
   deleted or edited by hand in Kingdee is still repaired: the next time its source changes the hash differs, and
   the load looks the record up in Kingdee as for any changed row (the reconcile's repair always looks up).
 
+The reconcile's repair writes the source's *current* state even when its ``gmtModified`` is older than the ledger's
+(a back-dated change): :meth:`SyncLedger.advance` with ``keep_later_time`` then records the repaired id and hash with
+a source time one millisecond after the ledger's, so a replay of any snapshot the ledger had applied stays ``stale``.
+``applied_at`` (the worker's clock, UTC) tells the repair which entries a sync applied after it read Jikeyun
+(:meth:`SyncLedger.applied_since`).
+
 It lives in a SQL database shared by all workers: the Airflow connection ``jikeyun_kingdee_ledger`` (PostgreSQL in a
 deployment; conn types ``postgres`` and ``sqlite``) or, when that connection does not exist, a SQLite file in
 ``$AIRFLOW_HOME``.
@@ -24,6 +30,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -43,6 +50,7 @@ ledger_table = sa.Table(
     sa.Column("record_key", sa.String(200), primary_key=True),
     sa.Column("source_modified", sa.BigInteger, nullable=False),  # epoch milliseconds
     sa.Column("run_id", sa.String(250), nullable=False),
+    # set by advance() from the worker's clock (UTC, to the microsecond; SQLite's CURRENT_TIMESTAMP has seconds only)
     sa.Column("applied_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("kingdee_id", sa.BigInteger, nullable=True),  # None: not in Kingdee (e.g. blocked, never created)
     sa.Column("row_hash", sa.String(64), nullable=True),  # None: written by a version without hashes
@@ -102,6 +110,11 @@ def _add_missing_columns(engine: sa.engine.Engine) -> None:
                 raise
 
 
+def _utc(moment: datetime) -> datetime:
+    """A time read from the ledger, as UTC (SQLite returns it naive)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
 class SyncLedger:
     """Read and advance what was applied for one scheme.
 
@@ -140,32 +153,55 @@ class SyncLedger:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def advance(self, modified: Mapping[str, int | Applied], run_id: str) -> None:
+    def applied_since(self, keys: Iterable[str], moment: datetime, *, other_than: str) -> set[str]:
+        """The keys among ``keys`` whose entry a run other than ``other_than`` applied at or after ``moment``."""
+        keys = list(keys)
+        table = ledger_table.c
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), KEYS_PER_QUERY):
+                query = sa.select(table.record_key, table.applied_at).where(
+                    table.scheme == self.scheme, table.run_id != other_than,
+                    table.record_key.in_(keys[start : start + KEYS_PER_QUERY]))
+                # compared here, not in SQL: SQLite keeps the time as text (UTC, naive; seconds only in old rows)
+                found.update(key for key, applied_at in conn.execute(query) if _utc(applied_at) >= moment)
+        return found
+
+    def advance(self, modified: Mapping[str, int | Applied], run_id: str, *, keep_later_time: bool = False) -> None:
         """Record ``key → source_modified`` (or a full :class:`Applied`) unless the ledger holds a later time.
 
         A bare time records no id and no hash, so the next load of that key looks it up again.
+
+        :param keep_later_time: record the id and hash also over a later time (the reconcile's repair to the
+            source's current state); the source time then becomes one millisecond after the ledger's, so a replay of
+            the snapshot the ledger had applied is ``stale`` and cannot undo the repair, while any later source time
+            is not.
         """
         if not modified:
             return
         dialect = self.engine.dialect.name
+        now = datetime.now(timezone.utc)
         rows = []
         for key, value in modified.items():
             entry = value if isinstance(value, Applied) else Applied(int(value))
             rows.append({"scheme": self.scheme, "record_key": key, "source_modified": int(entry.modified),
-                         "run_id": run_id, "kingdee_id": entry.kingdee_id, "row_hash": entry.row_hash})
+                         "run_id": run_id, "applied_at": now, "kingdee_id": entry.kingdee_id,
+                         "row_hash": entry.row_hash})
         # both dialects' INSERT … ON CONFLICT take the same arguments
         statement: postgresql.Insert | sqlite.Insert = (
             postgresql.insert(ledger_table) if dialect == "postgresql" else sqlite.insert(ledger_table))
+        later = statement.excluded.source_modified >= ledger_table.c.source_modified
         statement = statement.on_conflict_do_update(
             index_elements=[ledger_table.c.scheme, ledger_table.c.record_key],
             set_={
-                "source_modified": statement.excluded.source_modified,
+                "source_modified": sa.case((later, statement.excluded.source_modified),
+                                           else_=ledger_table.c.source_modified + 1),
                 "run_id": statement.excluded.run_id,
-                "applied_at": sa.func.now(),
+                "applied_at": statement.excluded.applied_at,
                 "kingdee_id": statement.excluded.kingdee_id,
                 "row_hash": statement.excluded.row_hash,
             },
-            where=statement.excluded.source_modified >= ledger_table.c.source_modified,
+            where=None if keep_later_time else later,
         )
         with self.engine.begin() as conn:
             conn.execute(statement, rows)

@@ -32,6 +32,7 @@ from jikeyun_kingdee.items import (
     LoadManifest,
     LoadResult,
     RunSummary,
+    Status,
     TransformManifest,
     rows_per_load_chunk,
 )
@@ -199,29 +200,49 @@ def _chunk_items(chunk: LoadChunk) -> Iterator[LoadItem]:
         yield cast(LoadItem, item)  # staged by filter (or the reconcile's compare) as LoadItems
 
 
-def ledger_verdict(item: LoadItem, entry: Applied | None, digest: str, *, verify: bool) -> str | None:
-    """``stale`` (older than what was applied), ``unchanged`` (written exactly so before) or None (needs a look-up).
+def ledger_verdict(
+    item: LoadItem, entry: Applied | None, digest: str, *, verify: bool, superseded: bool = False
+) -> Status | None:
+    """``stale`` (older than what was applied), ``unchanged`` (written exactly so before), ``superseded`` or None
+    (needs a look-up).
 
-    :param verify: look up also what the ledger says is unchanged (the reconcile's repair)
+    :param verify: the item is the source's current state (the reconcile's repair): it is looked up and written also
+        when the ledger says it is unchanged or holds a later source time (a back-dated change in Jikeyun) —
+        unless ``superseded``
+    :param superseded: (with ``verify``) a sync applied the ledger's later source time after the item was read
     """
     if entry is None:
         return None
     if entry.modified > item["modified"]:
-        return "stale"
+        if not verify:
+            return "stale"
+        return "superseded" if superseded else None
     if _written_so(entry, digest) and not verify:
         return "unchanged"
     return None
 
 
 def _verdicts(
-    ledger: SyncLedger, items: list[LoadItem], *, verify: bool
-) -> list[tuple[str | None, Applied | None, str]]:
-    """Per item: its :func:`ledger_verdict`, the ledger's entry and the hash of its row and state."""
+    ledger: SyncLedger, items: list[LoadItem], *, verify: bool, read_at: datetime | None = None,
+    run_id: str = "",
+) -> list[tuple[Status | None, Applied | None, str]]:
+    """Per item: its :func:`ledger_verdict`, the ledger's entry and the hash of its row and state.
+
+    :param read_at: (with ``verify``) when the items were read from the source; entries a run other than ``run_id``
+        applied since then supersede them. Unknown (None): every later source time does.
+    """
     entries = ledger.entries(item["key"] for item in items)
+    superseded: set[str] = set()
+    if verify:
+        later = [item["key"] for item in items
+                 if item["key"] in entries and entries[item["key"]].modified > item["modified"]]
+        if later:
+            superseded = set(later) if read_at is None else ledger.applied_since(later, read_at, other_than=run_id)
     verdicts = []
     for item in items:
         entry, digest = entries.get(item["key"]), row_hash(item["row"], item["state"])
-        verdicts.append((ledger_verdict(item, entry, digest, verify=verify), entry, digest))
+        verdicts.append((ledger_verdict(item, entry, digest, verify=verify, superseded=item["key"] in superseded),
+                         entry, digest))
     return verdicts
 
 
@@ -246,6 +267,7 @@ def load_chunk(
     run_id: str,
     *,
     verify: bool = False,
+    read_at: datetime | None = None,
 ) -> LoadManifest:
     """Write one chunk's items to Kingdee: create, update, forbid or enable (:func:`jikeyun_kingdee.upsert.upsert`).
 
@@ -254,25 +276,30 @@ def load_chunk(
     of ``rows_per_batch``. Results, one per item, go to ``<folder>/load/chunk-<n>.ndjson``; the ledger records every
     row that was not rejected.
 
-    :param verify: look every row up in Kingdee, also those the ledger says are unchanged (the reconcile's repair)
+    :param verify: the items are the source's current state (the reconcile's repair): every row is looked up and
+        written, also those the ledger says are unchanged or holds a later source time for (the ledger then keeps a
+        time after its own: :meth:`~jikeyun_kingdee.ledger.SyncLedger.advance` ``keep_later_time``); only rows a
+        sync applied a later source time for after ``read_at`` are skipped, as ``superseded``
+    :param read_at: (with ``verify``) when the items were read from Jikeyun; None: unknown, every row the ledger
+        holds a later source time for is ``superseded``
     """
     target = scheme.target
     out = folder / "load"
     out.mkdir(parents=True, exist_ok=True)
     items = list(_chunk_items(chunk))
-    verdicts = _verdicts(ledger, items, verify=verify)
+    verdicts = _verdicts(ledger, items, verify=verify, read_at=read_at, run_id=run_id)
     digests = [digest for _, _, digest in verdicts]
     results: list[LoadResult | None] = [None] * len(items)
     todo = []
     for position, (item, (verdict, entry, _)) in enumerate(zip(items, verdicts, strict=True)):
-        if verdict is None:
+        if verdict is None or entry is None:  # a verdict always has an entry
             todo.append(position)
             continue
-        message = (f"ledger holds a later source time ({entry.modified})" if verdict == "stale" and entry
-                   else "written so before (ledger)")
-        results[position] = {"key": item["key"], "status": "stale" if verdict == "stale" else "unchanged",
-                             "id": entry.kingdee_id if entry else None, "modified": item["modified"], "field": None,
-                             "message": message}
+        message = {"stale": f"ledger holds a later source time ({entry.modified})",
+                   "superseded": f"a sync applied a later source time ({entry.modified}) after the source was read",
+                   }.get(verdict, "written so before (ledger)")
+        results[position] = {"key": item["key"], "status": verdict, "id": entry.kingdee_id,
+                             "modified": item["modified"], "field": None, "message": message}
     counts: Counter[str] = Counter()
     if todo:
         outcomes = upsert(
@@ -290,7 +317,7 @@ def load_chunk(
             counts["updated"] += outcome.fields_updated  # an enabled row whose fields changed counts as an update too
             if outcome.status != "rejected":
                 applied[item["key"]] = Applied(item["modified"], outcome.id, digests[position])
-        ledger.advance(applied, run_id)
+        ledger.advance(applied, run_id, keep_later_time=verify)
     path = out / f"chunk-{chunk['chunk']:05d}.ndjson"
     write_ndjson(path, (result for result in results if result is not None))
     counts.update(result["status"] for result in results if result is not None)

@@ -191,10 +191,15 @@ def summarise(
     :param source: ``read_source`` (``fetched``, ``calls``, ``in_scope``, ``filtered_out``, ``rejected``)
     :param target: ``read_target`` (``records``, ``calls``)
     :param compared: ``compare`` (``found``: a :meth:`Tally.as_dict`, ``drift_file``)
-    :param repaired: ``repair`` (``results``, ``left``, ``calls``); ``None`` when it did not run
+    :param repaired: ``repair`` (``results``, ``left``, ``superseded``, ``calls``); ``None`` when it did not run
     :param repair: whether repair was on; when off (a dry run) all drift found is left
+    :return: the report; ``superseded``/``superseded_keys``: records a sync applied a later source time for after
+        the source read, which the read-back still found different from this run's snapshot (not ``left``)
     """
     found = compared["found"]
+    superseded = (repaired or {}).get("superseded")
+    if not isinstance(superseded, dict):  # no repair, or one of an older release (a count)
+        superseded = {"drift": 0, "keys": {}}
     if repaired is not None:
         left, results = repaired["left"], dict(repaired["results"])
     elif repair:  # nothing to repair
@@ -223,7 +228,10 @@ def summarise(
         "left": left["drift"],
         "left_counts": {name: left["counts"].get(name, 0) for name in CLASSES if name in REPAIRED_CLASSES},
         "left_keys": {name: keys for name, keys in left["keys"].items() if name in REPAIRED_CLASSES},
-        "files": {"drift": compared.get("drift_file"), "left": (repaired or {}).get("left_file")},
+        "superseded": superseded["drift"],
+        "superseded_keys": [key for keys in superseded["keys"].values() for key in keys],
+        "files": {"drift": compared.get("drift_file"), "left": (repaired or {}).get("left_file"),
+                  "superseded": (repaired or {}).get("superseded_file")},
         "cost": {
             "jikeyun_calls": sum(source.get("calls", {}).values()),
             "kingdee_queries": read_queries + repair_queries,
@@ -238,10 +246,15 @@ def summarise(
 
 
 def describe(summary: Mapping[str, Any]) -> str:
-    """One line: what was found, repaired and left, and what it cost."""
+    """One line: what was found, repaired and left (and superseded by a later sync), and what it cost."""
     found = ", ".join(f"{name} {n}" for name, n in summary["found"].items() if n) or "nothing"
     cost = summary["cost"]
     repaired = f"{summary['repaired']} repaired" if summary["repair"] else "repair off (dry run)"
+    superseded = summary.get("superseded", 0)
+    if superseded:
+        keys = summary["superseded_keys"]
+        repaired += (f", {superseded} superseded by a later sync ({', '.join(keys)}"
+                     f"{' …' if superseded > len(keys) else ''}; compared again next time)")
     return (f"found {found}; drift {summary['drift']}, {repaired}, {summary['left']} left; cost: "
             f"{cost['jikeyun_calls']} Jikeyun calls, {cost['kingdee_queries']} Kingdee queries, "
             f"{cost['repair_writes']} repair writes")

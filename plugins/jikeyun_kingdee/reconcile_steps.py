@@ -5,7 +5,8 @@ state is exactly what the sync would write; ``read_target`` stages every Kingdee
 organisation (paged ExecuteBillQuery); ``compare`` joins both in a SQLite file (bounded memory for any size) and
 stages the findings (``compare/drift.ndjson``) and the items to repair (load chunks in the sync's item format);
 ``repair`` loads those chunks through :func:`jikeyun_kingdee.pipeline.load_chunk` with ``verify=True`` — the sync's
-upsert, approval, forbid/enable and ledger — then reads the repaired records back and stages what is left.
+upsert, approval, forbid/enable and ledger — writing the source's state as ``read_source`` read it (whatever the
+ledger's times say), then reads every repaired record back and stages what is left.
 Each step writes below its own folder of the run and returns a small manifest for XCom.
 """
 
@@ -18,6 +19,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,7 @@ from jikeyun_kingdee.scheme import Scheme
 from jikeyun_kingdee.staging import (
     ObjectStoragePath,
     fresh_folder,
+    ndjson_writer,
     read_ndjson,
     read_parts,
     write_ndjson,
@@ -81,13 +84,16 @@ def read_source(scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath) ->
     """Every source record, blocked and deleted included, through the sync's extract, transform and filter.
 
     :return: the staged items (``items``: load-item files), the transformed parts (every record's key, for
-        telling Kingdee-only records from out-of-scope ones) and the counts.
+        telling Kingdee-only records from out-of-scope ones), the counts, and ``read_at``: when the read began (UTC,
+        ISO 8601; the repair leaves alone what a sync applied after it).
     """
+    read_at = datetime.now(timezone.utc)
     extracted = pipeline.extract(scheme, hook, folder, None, None)
     transformed = pipeline.transform(scheme, folder, extracted)
     filtered = pipeline.filter_rows(scheme, folder, transformed)
     counts = filtered["counts"]
     return {
+        "read_at": read_at.isoformat(),
         "fetched": extracted["fetched"],
         "calls": extracted["calls"],
         "parts": transformed["parts"],
@@ -144,7 +150,8 @@ def compare(
     :param target: the :func:`read_target` manifest
     :param rows_per_chunk: items per staged repair chunk
     :return: ``found`` (counts and first keys per class), ``drift_file``, ``repair_chunks`` (load chunks of the
-        sync's items), ``out_of_scope`` (Kingdee records whose Jikeyun record the scheme does not sync)
+        sync's items), ``out_of_scope`` (Kingdee records whose Jikeyun record the scheme does not sync),
+        ``source_read_at`` (``read_at`` of the source read, for the repair)
     """
     spec = scheme.target
     number_field = spec.number_field
@@ -199,7 +206,8 @@ def compare(
     found = tally.as_dict()
     log.info("compare: %s drift, %d Kingdee-only, %d Kingdee records out of the scheme's scope; first keys: %s",
              found["drift"], found["counts"]["kingdee_only"], out_of_scope, found["keys"])
-    return {"found": found, "drift_file": str(drift_file), "repair_chunks": repair_chunks, "out_of_scope": out_of_scope}
+    return {"found": found, "drift_file": str(drift_file), "repair_chunks": repair_chunks, "out_of_scope": out_of_scope,
+            "source_read_at": source.get("read_at")}
 
 
 def _known_numbers(source: dict[str, Any], number_field: str) -> Iterator[tuple[str]]:
@@ -221,37 +229,45 @@ def repair(
     scheme: Scheme, hook: KingdeeHook, ledger: SyncLedger, folder: ObjectStoragePath, compared: dict[str, Any],
     run_id: str,
 ) -> dict[str, Any]:
-    """Load the staged repair chunks through the sync's load path (``verify=True``), then read the repaired
-    records back from Kingdee and stage what still differs (``repair/left.ndjson``).
+    """Load the staged repair chunks through the sync's load path (``verify=True``: the source's state as read,
+    also over a later source time in the ledger), then read every drifted record back from Kingdee and compare it
+    again.
 
     :raises TargetNotReady: the organisation or form does not exist (nothing written).
-
-    A row the load skipped as ``stale`` is not left: the ledger holds a newer source version, applied by a sync
-    that ran after this reconcile read Jikeyun.
+    :return: ``results`` (load statuses, one per item), ``left`` (what the read-back still finds, a
+        :meth:`~jikeyun_kingdee.reconcile.Tally.as_dict`; staged in ``repair/left.ndjson``), ``superseded`` (the same
+        for records a sync applied a later source time for after the source was read: skipped by the load, they
+        differ from this run's older snapshot, are reported and not left; ``repair/superseded.ndjson``)
     """
     out = fresh_folder(folder / "repair")
     pipeline.check_target(scheme, hook)  # a missing organisation fails here, before any write
+    read_at = compared.get("source_read_at")  # None (a compare of an older release): every later ledger time wins
     results: Counter[str] = Counter()  # one status per item (a load's counts may count an item twice)
-    superseded: set[str] = set()
+    superseded_keys: set[str] = set()
     for chunk in compared["repair_chunks"]:
-        manifest = pipeline.load_chunk(scheme, hook, ledger, folder, chunk, run_id, verify=True)
+        manifest = pipeline.load_chunk(scheme, hook, ledger, folder, chunk, run_id, verify=True,
+                                       read_at=datetime.fromisoformat(read_at) if read_at else None)
         for result in read_ndjson(manifest["results"]):
             results[result["status"]] += 1
-            if result["status"] == "stale":
-                superseded.add(result["key"])
-    left = Tally(KEYS_IN_REPORT)
-    left_file = out / "left.ndjson"
-    write_ndjson(left_file, (finding.model_dump() for finding in left.counted(
-        _still_differ(scheme, hook, compared, superseded))))
-    log.info("repair: %s; left: %s", dict(results), left.as_dict())
-    return {"results": dict(results), "superseded": len(superseded), "left": left.as_dict(),
-            "left_file": str(left_file), "calls": dict(hook.call_counts)}
+            if result["status"] == "superseded":
+                superseded_keys.add(result["key"])
+    left, superseded = Tally(KEYS_IN_REPORT), Tally(KEYS_IN_REPORT)
+    left_file, superseded_file = out / "left.ndjson", out / "superseded.ndjson"
+    with ndjson_writer(left_file) as write_left, ndjson_writer(superseded_file) as write_superseded:
+        for finding in _still_differ(scheme, hook, compared):
+            tally, write = (superseded, write_superseded) if finding.key in superseded_keys else (left, write_left)
+            tally.add(finding)
+            write(finding.model_dump())
+    log.info("repair: %s; left: %s; superseded by a later sync: %s", dict(results), left.as_dict(),
+             superseded.as_dict())
+    return {"results": dict(results), "superseded": superseded.as_dict(), "left": left.as_dict(),
+            "left_file": str(left_file), "superseded_file": str(superseded_file), "calls": dict(hook.call_counts)}
 
 
-def _still_differ(scheme: Scheme, hook: KingdeeHook, compared: dict[str, Any], skip: set[str]) -> Iterator[Finding]:
-    """Read the repaired records back (``FNumber in (...)`` queries) and compare them again."""
+def _still_differ(scheme: Scheme, hook: KingdeeHook, compared: dict[str, Any]) -> Iterator[Finding]:
+    """Read every drifted record back (``FNumber in (...)`` queries) and compare it again with the source."""
     spec = scheme.target
-    items = (item for item in read_parts(c["items"] for c in compared["repair_chunks"]) if item["key"] not in skip)
+    items = read_parts(c["items"] for c in compared["repair_chunks"])
     for group in chunked(items, min(NUMBERS_PER_LOOKUP, spec.lookup_limit)):
         numbers = [number_of(item["row"], spec.number_field) or str(item["key"]) for item in group]
         found = {number_of(row, spec.number_field): row

@@ -5,36 +5,23 @@ a second reconcile (and the sync afterwards) finds nothing and writes nothing.""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
-from tests.support import REPO, drift
+from tests.support import drift
 from tests.support.airflow_compat import return_value_of, run_dag_test
-from tests.support.reconcile import RECONCILE_DAG_ID, SYNC_DAG_ID, hour, states, writes
+from tests.support.reconcile import (
+    RECONCILE_DAG_ID,
+    SYNC_DAG_ID,
+    assert_kingdee_equals_jikeyun,
+    hour,
+    lifecycle,
+    rerun_loads,
+    states,
+    writes,
+)
 
 pytestmark = pytest.mark.usefixtures("staging")
-
-
-def lifecycle(warehouse: dict[str, Any]) -> str:
-    if int(warehouse.get("isDelete") or 0):
-        return "deleted"
-    return "blocked" if int(warehouse.get("isBlockup") or 0) else "active"
-
-
-def assert_kingdee_equals_jikeyun(jikeyun, kingdee, *, besides: list[dict]) -> None:
-    """Every active warehouse is in Kingdee with its name, audited and not forbidden; every blocked or deleted one
-    is absent or forbidden; and Kingdee holds nothing else than ``besides``."""
-    stocks = {s["FNumber"]: s for s in kingdee.stocks(org="I0134")}
-    for code, warehouse in jikeyun.warehouses.items():
-        stock = stocks.pop(code, None)
-        if lifecycle(warehouse) == "active":
-            assert stock is not None, code
-            assert (stock["FName"], stock["FDocumentStatus"], stock["FForbidStatus"]) == (
-                warehouse["warehouseName"], "C", "A"), code
-        else:
-            assert stock is None or stock["FForbidStatus"] == "B", (code, stock)
-    assert list(stocks.values()) == besides
 
 
 def test_reconcile_names_each_drift_repairs_it_and_then_finds_nothing(dags, jikeyun, kingdee, webhook) -> None:
@@ -110,28 +97,8 @@ def test_reconcile_names_each_drift_repairs_it_and_then_finds_nothing(dags, jike
     window = run_dag_test(sync, hour(2))
     assert window.state == "success", states(window)
     assert writes(kingdee) == before
-    results = rerun_loads(sync, first_sync)
+    results = rerun_loads(first_sync)
     assert results[blocked] == "stale" and results[renamed] == "unchanged"
     assert writes(kingdee) == before
     assert_kingdee_equals_jikeyun(jikeyun, kingdee, besides=[hand_made])
 
-
-def rerun_loads(sync, run) -> dict[str, str]:
-    """What clearing every load task of ``run`` does: the load step again on the run's staged chunks."""
-    from jikeyun_kingdee.hooks.kingdee import KingdeeHook
-    from jikeyun_kingdee.ledger import SyncLedger
-    from jikeyun_kingdee.pipeline import load_chunk
-    from jikeyun_kingdee.scheme import load_scheme
-    from jikeyun_kingdee.staging import read_ndjson, run_folder, staging_base
-
-    scheme = load_scheme(REPO / "include" / "schemes" / "warehouse_I0134.yaml")
-    folder = run_folder(staging_base(), sync.dag_id, run.run_id, None, None)  # a full resync reads everything
-    ledger = SyncLedger(scheme.name)
-    statuses: dict[str, str] = {}
-    try:
-        for chunk in return_value_of(run, "filter")["chunks"]:
-            manifest = load_chunk(scheme, KingdeeHook(), ledger, folder, chunk, run.run_id)
-            statuses |= {r["key"]: r["status"] for r in read_ndjson(manifest["results"])}
-    finally:
-        ledger.dispose()
-    return statuses
