@@ -216,10 +216,6 @@ class TargetSpec(_Model):
                 raise ValueError(f"fields: {name!r} must be mapped")
         return self
 
-    @property
-    def references(self) -> set[str]:
-        return {m.group(1) for value in self.fields.values() for t in _strings(value) if (m := REFERENCE.match(t))}
-
 
 class ReconcileSpec(_Model):
     """The scheme's reconciliation DAG (``jikeyun_kingdee_<name>_reconcile``): when it runs and whether it repairs.
