@@ -56,6 +56,7 @@ def repair_enabled(scheme: Scheme, context: Mapping[str, Any]) -> bool:
 
 
 # -- task bodies: what each task of the reconcile DAG does, given its scheme ------------------------------------
+# (hooks and the ledger are imported by the bodies that use them, not when the DAG file is parsed)
 
 
 def read_source_all(scheme: Scheme) -> dict[str, Any]:
@@ -101,15 +102,14 @@ def repair_drift(scheme: Scheme, compared: dict[str, Any]) -> dict[str, Any]:
                                       reconcile_staging_folder(scheme), compared, context["run_id"])
 
 
-def report_reconcile(scheme: Scheme, manifests: dict[str, dict[str, Any]],
-                     repaired: dict[str, Any] | None) -> dict[str, Any]:
+def report_reconcile(scheme: Scheme, source_read: dict[str, Any], target_read: dict[str, Any],
+                     compared: dict[str, Any], repaired: dict[str, Any] | None) -> dict[str, Any]:
     """The run's summary; drift found is alerted, drift left fails the run (naming it).
 
-    :param manifests: what ``read_source``, ``read_target`` and ``compare`` returned, by task id.
+    :param repaired: what ``repair`` returned; ``None`` when it was skipped.
     """
     context = get_current_context()
-    summary = summarise(manifests["read_source"], manifests["read_target"], manifests["compare"], repaired,
-                        repair=repair_enabled(scheme, context))
+    summary = summarise(source_read, target_read, compared, repaired, repair=repair_enabled(scheme, context))
     line = describe(summary)
     log.info("reconcile of %s: %s", scheme.name, line)
     for name in CLASSES:
@@ -163,8 +163,7 @@ def _reconcile_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], repor
           **report_args)
     def report(source_read: dict[str, Any], target_read: dict[str, Any], compared: dict[str, Any],
                repaired: dict[str, Any] | None) -> dict[str, Any]:
-        manifests = {"read_source": source_read, "read_target": target_read, "compare": compared}
-        return report_reconcile(scheme, manifests, repaired)
+        return report_reconcile(scheme, source_read, target_read, compared, repaired)
 
     # each call returns an XComArg that stands for the task's return value downstream (hence Any)
     source_read: Any = read_source()
