@@ -55,7 +55,7 @@ test-airflow3: lint
 test-airflow2: $(AF2_STAMP)
 	$(AF2_BIN)/python -m pytest --ignore=tests/deployment --ignore=tests/packaging/test_compose.py $(PYTEST_ARGS)
 
-# Lint and types (configured in pyproject.toml), on the Airflow 3 venv. Not yet part of `make test`.
+# Lint and types (configured in pyproject.toml), on the Airflow 3 venv; `test-airflow3` (so `make test`) runs it first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy  # the files listed in pyproject.toml: plugins, dags, tests, benchmarks

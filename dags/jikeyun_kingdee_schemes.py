@@ -6,6 +6,7 @@ Broken scheme files show as an import error of this file naming the file and the
 
 from __future__ import annotations
 
-from jikeyun_kingdee.dag_factory import build_dags, default_schemes_folder
+from jikeyun_kingdee.dag_factory import build_dags
+from jikeyun_kingdee.scheme import default_schemes_folder
 
 globals().update(build_dags(default_schemes_folder(__file__), dags_file=__file__))

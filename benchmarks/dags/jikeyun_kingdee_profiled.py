@@ -131,7 +131,8 @@ def _profiled(task_id: str, callable_: Callable[..., Any]) -> Callable[..., Any]
 def _build() -> dict[str, Any]:
     """Import the package, build the DAGs from the scheme files and wrap every task's callable."""
     started, cpu = time.perf_counter(), time.process_time()
-    from jikeyun_kingdee.dag_factory import build_dags, default_schemes_folder
+    from jikeyun_kingdee.dag_factory import build_dags
+    from jikeyun_kingdee.scheme import default_schemes_folder
 
     dags = build_dags(default_schemes_folder(__file__), dags_file=__file__)
     for dag in dags.values():

@@ -9,28 +9,17 @@ record instead. Nothing here touches the network or a database at parse time.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jikeyun_kingdee import lineage, metrics, pipeline
-from jikeyun_kingdee.alerting import (
-    AlertDeliveryError,
-    AlertingConfig,
-    deadline_alert,
-    failure_callbacks,
-    notify_rejects,
-    sla_miss_callback,
-)
+from jikeyun_kingdee import lineage, metrics, pipeline, reconcile_dag
+from jikeyun_kingdee.alerting import AlertDeliveryError, failure_callbacks, notify_rejects
 from jikeyun_kingdee.compat import (
-    AIRFLOW_V3,
     DAG,
     AirflowFailException,
     CronDataIntervalTimetable,
-    ObjectStoragePath,
     Param,
     get_current_context,
     task,
@@ -47,7 +36,15 @@ from jikeyun_kingdee.items import (
 )
 from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, target_pool
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
-from jikeyun_kingdee.staging import run_folder, staging_base
+from jikeyun_kingdee.scheme import default_schemes_folder as default_schemes_folder  # older DAG files import it here
+from jikeyun_kingdee.wiring import (
+    deadline_wiring,
+    default_args,
+    no_retry_on_fatal,
+    run_staging_folder,
+    run_window,
+    unless_alerted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,95 +63,6 @@ class BrokenSchemes(DAG):
 
     def validate(self) -> None:
         raise SchemeError("invalid scheme file(s):\n" + "\n".join(self.errors))
-
-
-def is_fatal(error: BaseException) -> bool:
-    """Whether retrying the task cannot help: the upstream said no (signature, permission, parameters, validation,
-    missing organisation). Transport failures and lost sessions stay retryable (the hooks already retried them)."""
-    from jikeyun_kingdee.hooks.jikeyun import JikeyunFatalError
-    from jikeyun_kingdee.hooks.kingdee import KingdeeError, KingdeeSessionLost, KingdeeTransportError
-
-    if isinstance(error, (JikeyunFatalError, pipeline.TargetNotReady)):
-        return True
-    return isinstance(error, KingdeeError) and not isinstance(error, (KingdeeTransportError, KingdeeSessionLost))
-
-
-@contextmanager
-def no_retry_on_fatal() -> Iterator[None]:
-    """A fatal upstream error fails the task at once, without task retries."""
-    try:
-        yield
-    except Exception as exc:
-        if is_fatal(exc):
-            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-        raise
-
-
-def run_conf(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's conf, where the trigger form puts its params (``full_resync``, ``repair``).
-
-    Read there, not from the task's ``params``: those are resolved onto the task object, which ``dag.test()`` reuses
-    from one run to the next."""
-    dag_run = context.get("dag_run")
-    return dict(getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
-
-
-def run_window(context: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
-    """The window a run reads: its data interval, or ``(None, None)`` (everything) for a full resync or a run
-    without a data interval (e.g. triggered manually with ``logical_date: null``)."""
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if run_conf(context).get("full_resync") is True or start is None or end is None:
-        return None, None
-    return start, end
-
-
-def run_staging_folder(scheme: Scheme, context: Mapping[str, Any] | None = None) -> ObjectStoragePath:
-    """The staging folder of the current run (``<base>/<dag_id>/<window>/<run_id>``), every task's the same."""
-    current: Mapping[str, Any] = context if context is not None else get_current_context()
-    start, end = run_window(current)
-    return run_folder(staging_base(), scheme.dag_id, current["run_id"], start, end)
-
-
-def unless_alerted(
-    callbacks: list[Callable[..., Any]], alerted: type[BaseException]
-) -> Callable[[dict[str, Any]], None]:
-    """The failure callbacks of a report task that sends its own, richer alert before it raises ``alerted``
-    (rejected records, drift left): no second alert for that failure."""
-
-    def on_failure(context: dict[str, Any]) -> None:
-        if isinstance(context.get("exception"), alerted):
-            return
-        for callback in callbacks:
-            callback(context)
-
-    return on_failure
-
-
-def default_args(scheme: Scheme, on_failure: list[Callable[..., Any]]) -> dict[str, Any]:
-    """The tasks' owner, retries and failure alert, from the scheme."""
-    return {
-        "owner": scheme.owner,
-        "retries": scheme.retries,
-        "retry_delay": timedelta(seconds=scheme.retry_delay_seconds),
-        "retry_exponential_backoff": scheme.retry_exponential_backoff,
-        "max_retry_delay": timedelta(seconds=scheme.max_retry_delay_seconds),
-        "on_failure_callback": on_failure,
-    }
-
-
-def deadline_wiring(alerting: AlertingConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The scheme's deadline: ``(DAG arguments, arguments of the run's last task)``.
-
-    Airflow 3: a Deadline Alert of the DAG. Airflow 2: the SLA of the run's last task (mapped tasks take no SLA) and
-    the DAG's ``sla_miss_callback``.
-    """
-    if AIRFLOW_V3:
-        deadline = deadline_alert(alerting)
-        return ({"deadline": deadline} if deadline is not None else {}), {}
-    on_sla_miss = sla_miss_callback(alerting)
-    if on_sla_miss is None or alerting.deadline_minutes is None:
-        return {}, {}
-    return {"sla_miss_callback": on_sla_miss}, {"sla": timedelta(minutes=alerting.deadline_minutes)}
 
 
 # -- task bodies: what each task of the sync DAG does, given its scheme ----------------------------------------
@@ -306,12 +214,6 @@ def build_dag(scheme: Scheme) -> DAG:
     return dag
 
 
-def default_schemes_folder(dags_file: str | Path) -> Path:
-    """``$JIKEYUN_KINGDEE_SCHEMES`` or ``include/schemes`` next to the dags folder."""
-    configured = os.environ.get("JIKEYUN_KINGDEE_SCHEMES")
-    return Path(configured) if configured else Path(dags_file).resolve().parents[1] / "include" / "schemes"
-
-
 def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DAG]:
     """One DAG per valid scheme file of ``folder`` and its reconcile DAG; the invalid ones are reported through
     :class:`BrokenSchemes`.
@@ -319,8 +221,6 @@ def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DA
     :param dags_file: the DAG file that calls this; recorded as every DAG's ``fileloc`` so workers re-parse that
         file (not this module) to find the DAG.
     """
-    from jikeyun_kingdee import reconcile_dag  # it builds on this module
-
     dags: dict[str, DAG] = {}
     errors: list[str] = []
     for path in scheme_files(folder):

@@ -101,11 +101,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from airflow.utils import db
 
-    from jikeyun_kingdee.dag_factory import default_schemes_folder
     from jikeyun_kingdee.local_runs import load_dag_bag, run_dag
     from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
     from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
-    from jikeyun_kingdee.scheme import load_scheme
+    from jikeyun_kingdee.scheme import default_schemes_folder, load_scheme
 
     print(f"Airflow home {home} (SQLite, local staging); migrating the metadata database …", flush=True)
     db.resetdb()

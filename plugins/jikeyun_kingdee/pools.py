@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
+from jikeyun_kingdee.scheme import Scheme, SchemeError, default_schemes_folder, load_scheme, scheme_files
 
 TARGET_POOL_SLOTS = 4  # also the sync's parallel load tasks per run (max_active_tis_per_dagrun of ``load``)
 
@@ -68,7 +68,6 @@ def ensure_pools(schemes: Iterable[Scheme]) -> dict[str, dict[str, Any]]:
 def default_folder() -> Path:
     """``$JIKEYUN_KINGDEE_SCHEMES``, else ``include/schemes`` next to the configured DAGs folder."""
     from jikeyun_kingdee.compat import conf
-    from jikeyun_kingdee.dag_factory import default_schemes_folder
 
     dags_folder = Path(conf.get("core", "dags_folder"))
     return default_schemes_folder(dags_folder / "jikeyun_kingdee_schemes.py")

@@ -6,8 +6,8 @@ epoch milliseconds; they also accept ISO strings, ``yyyy-MM-dd HH:mm:ss`` (read 
 given) and datetimes, and always become timezone-aware datetimes (UTC).
 
 Representation choice: the default JSON dump writes ISO-8601 datetimes (readable in staged files, and
-``Warehouse.model_validate(w.model_dump(mode="json", by_alias=True)) == w``). :meth:`Warehouse.to_jikeyun` gives
-Jikeyun's own representation (epoch ms) for anyone who needs byte-for-byte source records.
+``Warehouse.model_validate(w.model_dump(mode="json", by_alias=True)) == w``); :func:`to_epoch_ms` gives Jikeyun's
+own representation of a time (epoch ms).
 """
 
 from __future__ import annotations
@@ -119,11 +119,3 @@ class Warehouse(BaseModel):
     vend_id: str | None = None
     vend_name: str | None = None
     sales_list: list[SalesChannelRef] | None = None
-
-    def to_jikeyun(self) -> dict[str, Any]:
-        """The record in Jikeyun's own shape: camelCase names, epoch-ms times, unset fields left out."""
-        record = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for alias, moment in (("gmtCreate", self.gmt_create), ("gmtModified", self.gmt_modified)):
-            if moment is not None:
-                record[alias] = to_epoch_ms(moment)
-        return record

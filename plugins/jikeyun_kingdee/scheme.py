@@ -19,6 +19,7 @@ the target, or ignore them); without it every record is ``active`` and only the 
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -554,6 +555,12 @@ def load_scheme(path: str | Path) -> Scheme:
 def scheme_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+
+
+def default_schemes_folder(dags_file: str | Path) -> Path:
+    """``$JIKEYUN_KINGDEE_SCHEMES`` or ``include/schemes`` next to the dags folder of ``dags_file``."""
+    configured = os.environ.get("JIKEYUN_KINGDEE_SCHEMES")
+    return Path(configured) if configured else Path(dags_file).resolve().parents[1] / "include" / "schemes"
 
 
 # -- the hosted platform's metadata ---------------------------------------------------------------------------

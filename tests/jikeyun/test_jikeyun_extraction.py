@@ -13,7 +13,7 @@ from jikeyun_kingdee.hooks.jikeyun import (
     JikeyunQuotaExhausted,
     JikeyunRetryableError,
 )
-from jikeyun_kingdee.records import Warehouse
+from jikeyun_kingdee.records import Warehouse, to_epoch_ms
 from jikeyun_kingdee.sandbox.jikeyun import THROTTLED
 from jikeyun_kingdee.source_paging import PagingError, offset_pages, read_window
 
@@ -56,7 +56,7 @@ def test_full_sync_returns_every_warehouse_once(jikeyun_conn, sandbox, make_hook
     assert all(w.gmt_modified is not None and w.gmt_modified.tzinfo is not None for w in warehouses)
     first = warehouses[0]
     assert Warehouse.model_validate(first.model_dump(mode="json", by_alias=True)) == first
-    assert first.to_jikeyun()["gmtModified"] == sandbox.warehouses[first.warehouse_code]["gmtModified"]
+    assert to_epoch_ms(first.gmt_modified) == sandbox.warehouses[first.warehouse_code]["gmtModified"]
 
 
 def test_blocked_and_deleted_can_be_left_out(jikeyun_conn, sandbox, make_hook):

@@ -119,7 +119,7 @@ def test_submit_audit_unaudit_view_forbid(hook, sandbox) -> None:
     again = hook.audit("BD_STOCK", ids=ids)
     assert not again[0].ok and "已经审核" in (again[0].message or "")
     assert hook.unaudit("BD_STOCK", ids=ids[:1])[0].ok
-    view = hook.view("BD_STOCK", number="WH1")
+    view = hook.call("View", {"formid": "BD_STOCK", "data": {"Number": "WH1"}})["Result"]["Result"]
     assert view["DocumentStatus"] == "D" and view["Name"][0]["Value"] == "仓库WH1"
     assert hook.execute_operation("BD_STOCK", "Forbid", ids=ids[1:])[0].ok
     assert [s["FForbidStatus"] for s in sandbox.stocks()] == ["A", "B"]

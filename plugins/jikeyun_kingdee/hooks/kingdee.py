@@ -675,16 +675,6 @@ class KingdeeHook(ApiHook[KingdeeSettings]):
                 results[resend[j]] = result.model_copy(update={"index": resend[j]})
         return [results[i] for i in range(len(keys))]
 
-    def view(self, form_id: str, number: str | None = None, id: int | None = None) -> dict:
-        """View one record; returns the inner ``Result`` object (property names without ``F``)."""
-        data = {"Id": str(id)} if id is not None else {"Number": number}
-        reply = self.call("View", {"formid": form_id, "data": data})
-        status = response_status(reply)
-        if status and not status.get("IsSuccess", True):
-            raise error_from_status(status, "View")
-        record: dict = reply["Result"]["Result"]
-        return record
-
     def _query_pages(self, data: dict, limit: int) -> Iterator[list]:
         """ExecuteBillQuery pages by ``StartRow``, tolerant of the server's row limit (see ``SAFE_QUERY_LIMIT``)."""
         start = int(data.get("StartRow") or 0)
