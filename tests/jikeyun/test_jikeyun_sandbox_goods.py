@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from jikeyun_kingdee.hooks.jikeyun import JikeyunFatalError, JikeyunHook
+from jikeyun_kingdee.hooks.jikeyun import JikeyunFatalError, JikeyunHook, JikeyunQuotaExhausted
 from jikeyun_kingdee.sandbox.jikeyun import (
     BEIJING,
     DAILY_QUOTAS,
@@ -291,14 +291,14 @@ def test_daily_quota_refuses_and_resets_at_beijing_midnight_of_the_sandbox_clock
         midnight = pendulum.instance(server.clock.now()).in_timezone(BEIJING).add(days=1).start_of("day")
         for _ in range(3):
             hook.call(GOODS_METHOD, {"pageIndex": 0, "pageSize": 10})
-        with pytest.raises(JikeyunFatalError) as spent:
+        with pytest.raises(JikeyunQuotaExhausted) as spent:
             hook.call(GOODS_METHOD, {"pageIndex": 0, "pageSize": 10})
         assert spent.value.sub_code == QUOTA_EXHAUSTED and "额度不足" in spent.value.msg
         hook.call("erp.warehouse.get", {"pageIndex": 0, "pageSize": 10})  # another method, another quota
         assert control(server, "calls-today") == {GOODS_METHOD: 3, "erp.warehouse.get": 1}
 
         control(server, "travel", {"to": midnight.subtract(seconds=2).isoformat()})
-        with pytest.raises(JikeyunFatalError):
+        with pytest.raises(JikeyunQuotaExhausted):
             hook.call(GOODS_METHOD, {"pageIndex": 0, "pageSize": 10})
         control(server, "advance-clock", {"seconds": 3})  # the signature still goes by real time
         assert control(server, "clock")["beijing_day"] == midnight.date().isoformat()
