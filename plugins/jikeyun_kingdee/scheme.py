@@ -297,19 +297,33 @@ class SourceSpec(_Model):
 class Lifecycle(_Model):
     """What becomes of source records that are blocked up or deleted.
 
-    A record is ``deleted`` when its deleted field is truthy (1, "1", true), else ``blocked`` when its blocked field
-    is, else ``active``. ``forbid`` stages the record so that load forbids it in the target (禁用) where it exists
-    (and never creates it); ``ignore`` drops it in filter, as the condition would.
+    A record is ``deleted`` when its deleted field is truthy (1, "1", true), else ``blocked`` when any of its
+    blocked fields is, else ``active``. ``blocked_field`` is one field or a list of them, for a source that blocks
+    up at two levels (goods: ``[isBlockup, skuIsBlockup]``, the goods' and the SKU's). ``forbid`` stages the record
+    so that load forbids it in the target (禁用) where it exists (and never creates it); ``ignore`` drops it in
+    filter, as the condition would.
     """
 
-    blocked_field: str = Field("isBlockup", min_length=1)
+    blocked_field: Annotated[str, Field(min_length=1)] | list[Annotated[str, Field(min_length=1)]] = "isBlockup"
     deleted_field: str = Field("isDelete", min_length=1)
     on_blocked: Literal["forbid", "ignore"] = "ignore"
     on_deleted: Literal["forbid", "ignore"] = "ignore"
 
+    @field_validator("blocked_field")
+    @classmethod
+    def _at_least_one_blocked_field(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one field")
+        return value
+
+    @property
+    def blocked_fields(self) -> list[str]:
+        """The blocked fields, as a list (any of them truthy: the record is blocked up)."""
+        return [self.blocked_field] if isinstance(self.blocked_field, str) else list(self.blocked_field)
+
     @property
     def fields(self) -> list[str]:
-        return [self.blocked_field, self.deleted_field]
+        return [*self.blocked_fields, self.deleted_field]
 
     @property
     def forbids(self) -> bool:
