@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,9 @@ from jikeyun_kingdee.alerting import AlertDeliveryError, failure_callbacks, noti
 from jikeyun_kingdee.compat import (
     DAG,
     AirflowFailException,
+    BaseOperator,
     CronDataIntervalTimetable,
+    DateTimeTrigger,
     Param,
     get_current_context,
     task,
@@ -68,18 +69,52 @@ class BrokenSchemes(DAG):
 # -- task bodies: what each task of the sync DAG does, given its scheme ----------------------------------------
 
 
-def extract_window(scheme: Scheme) -> ExtractManifest:
-    """Read the run's window (or everything) from the source and stage it."""
+def extract_window(scheme: Scheme, *, resume: bool = False) -> ExtractManifest:
+    """Read the run's window (or everything) from the source and stage it (``resume``: go on from where a read
+    the quota stopped left off). ``read_at`` is when the read began: the source as it stood from then on.
+
+    :raises pipeline.SourceQuotaExhausted: the source's quota ran out (what was read stays staged).
+    """
     from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 
     context = get_current_context()
     start, end = run_window(context)
-    log.info("window: %s → %s", start or "(everything)", end or "")
-    read_at = datetime.now(timezone.utc).isoformat()  # the source as it stood from then on (freshness)
+    log.info("window: %s → %s%s", start or "(everything)", end or "", " (resumed)" if resume else "")
     with no_retry_on_fatal():
-        manifest = pipeline.extract(scheme, JikeyunHook(scheme.source.connection),
-                                    run_staging_folder(scheme, context), start, end)
-    return {**manifest, "read_at": read_at}
+        return pipeline.extract(scheme, JikeyunHook(scheme.source.connection), run_staging_folder(scheme, context),
+                                start, end, resume=resume)
+
+
+class ExtractOperator(BaseOperator):
+    """The extract task: :func:`extract_window`. When the source's call quota runs out the task defers — Airflow's
+    own deferral, so it holds no worker slot and burns no retry — until the quota comes back
+    (:class:`~jikeyun_kingdee.compat.DateTimeTrigger` at the scheme's ``source.quota_reset``, Beijing midnight by
+    default, reckoned from the server's clock), then goes on from the saved position. It defers again if the quota
+    is still spent then.
+
+    :param scheme: the scheme whose source the task reads.
+    """
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, scheme: Scheme, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scheme = scheme
+
+    def execute(self, context: Any) -> ExtractManifest:
+        return self._read(resume=False)
+
+    def resume_read(self, context: Any, event: Any = None) -> ExtractManifest:
+        """Where the task goes on when the quota's reset has come (``event``: the trigger's, unused)."""
+        return self._read(resume=True)
+
+    def _read(self, *, resume: bool) -> ExtractManifest:
+        try:
+            return extract_window(self.scheme, resume=resume)
+        except pipeline.SourceQuotaExhausted as exc:
+            log.warning("%s: waiting, deferred, until %s", exc, exc.resets_at.isoformat())
+            self.defer(trigger=DateTimeTrigger(moment=exc.resets_at), method_name="resume_read")
+            raise  # not reached: defer raises TaskDeferred
 
 
 def check_target_once(scheme: Scheme, filtered: FilterManifest) -> CheckManifest:
@@ -119,6 +154,7 @@ def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifes
                                  manifests["check_target"])
     log.info("run summary of %s: %s", scheme.dag_id, summary)
     metrics.emit_records(scheme.dag_id, summary)
+    metrics.emit_source_calls(scheme.dag_id, summary)
     if summary["rejected"]:
         counts = {k: v for k, v in summary.items() if isinstance(v, int)}
         try:
@@ -139,10 +175,6 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     """``extract → transform → filter → check_target → load_chunks → load[mapped] → report``."""
 
     source_asset, target_asset = lineage.source_asset(scheme), lineage.target_asset(scheme)
-
-    @task(task_id="extract", inlets=[source_asset])
-    def extract() -> ExtractManifest:
-        return extract_window(scheme)
 
     @task(task_id="transform")
     def transform(extracted: ExtractManifest) -> TransformManifest:
@@ -176,7 +208,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         return report_run(scheme, manifests, list(loaded[:]) if loaded is not None else [])  # one XCom read
 
     # each call returns an XComArg that stands for the task's return value downstream (hence Any)
-    extracted: Any = extract()
+    extracted: Any = ExtractOperator(task_id="extract", scheme=scheme, inlets=[source_asset]).output
     transformed: Any = transform(extracted)
     filtered: Any = filter_rows(transformed)
     checked: Any = check_target(filtered)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tests.support import REPO as REPO
+
 UTC = timezone.utc
 
 SYNC_DAG_ID = "jikeyun_kingdee_goods_I0134"
