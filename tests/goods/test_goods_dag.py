@@ -124,6 +124,30 @@ def test_blocked_and_deleted_at_either_level_are_forbidden_then_enabled_again(da
     assert {materials(kingdee)[s["skuBarcode"]]["FName"] for s in goods.goods_skus(blocked_goods)} == {"解禁后改名"}
 
 
+def test_a_write_whose_answer_is_lost_is_not_sent_again_blindly(dags, jikeyun, kingdee) -> None:
+    from collections import Counter
+
+    goods = jikeyun.goods
+    (renamed,) = multi_sku_goods(jikeyun, 1, skip=5)
+    added = goods.add_goods(skus=[{"unitName": "个", "skuIsBlockup": 0}, {"unitName": "千克", "skuIsBlockup": 0}],
+                            goodsName="答复丢失的新货品", isBlockup=0, isDelete=0,
+                            modified_at=hour(5) + timedelta(minutes=10))
+    goods.edit_goods(renamed, goodsName="答复丢失时改名", modified_at=hour(5) + timedelta(minutes=11))
+    kingdee.fault_after_write(status=500)  # the create is applied, its answer is an HTTP 500
+    saved = sum(rows for operation, rows in kingdee.rows_per_call if operation.lower() == "batchsave")
+    dr = run_dag_test(dags[SYNC_DAG_ID], hour(6))
+    assert dr.state == "success", states(dr)
+    assert kingdee.calls["fault:after-write"] == 1
+    assert_kingdee_equals_jikeyun(jikeyun, kingdee)
+    numbers = Counter(r["FNumber"] for r in kingdee.records("BD_MATERIAL", org="I0134"))
+    assert max(numbers.values()) == 1  # no SKU twice
+    creates = sum(rows for operation, rows in kingdee.rows_per_call if operation.lower() == "batchsave") - saved
+    # the two new SKUs were saved once; the renamed SKUs once more each, as updates (never the new ones again)
+    assert creates == len(added) + len(goods.goods_skus(renamed))
+    result = summary(dr)
+    assert (result["created"], result["updated"]) == (len(added), len(goods.goods_skus(renamed)))
+
+
 def test_reconcile_repairs_a_hand_edit_inside_a_sub_entity(dags, jikeyun, kingdee) -> None:
     from jikeyun_kingdee.staging import read_ndjson
 
