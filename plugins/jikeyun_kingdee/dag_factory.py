@@ -18,9 +18,7 @@ from jikeyun_kingdee.alerting import AlertDeliveryError, failure_callbacks, noti
 from jikeyun_kingdee.compat import (
     DAG,
     AirflowFailException,
-    BaseOperator,
     CronDataIntervalTimetable,
-    DateTimeTrigger,
     Param,
     get_current_context,
     task,
@@ -39,6 +37,7 @@ from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, target_pool
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
 from jikeyun_kingdee.scheme import default_schemes_folder as default_schemes_folder  # older DAG files import it here
 from jikeyun_kingdee.wiring import (
+    SourceReadOperator,
     deadline_wiring,
     default_args,
     no_retry_on_fatal,
@@ -69,7 +68,7 @@ class BrokenSchemes(DAG):
 # -- task bodies: what each task of the sync DAG does, given its scheme ----------------------------------------
 
 
-def extract_window(scheme: Scheme, *, resume: bool = False) -> ExtractManifest:
+def extract_window(scheme: Scheme, resume: bool = False) -> ExtractManifest:
     """Read the run's window (or everything) from the source and stage it (``resume``: go on from where a read
     the quota stopped left off). ``read_at`` is when the read began: the source as it stood from then on.
 
@@ -83,38 +82,6 @@ def extract_window(scheme: Scheme, *, resume: bool = False) -> ExtractManifest:
     with no_retry_on_fatal():
         return pipeline.extract(scheme, JikeyunHook(scheme.source.connection), run_staging_folder(scheme, context),
                                 start, end, resume=resume)
-
-
-class ExtractOperator(BaseOperator):
-    """The extract task: :func:`extract_window`. When the source's call quota runs out the task defers — Airflow's
-    own deferral, so it holds no worker slot and burns no retry — until the quota comes back
-    (:class:`~jikeyun_kingdee.compat.DateTimeTrigger` at the scheme's ``source.quota_reset``, Beijing midnight by
-    default, reckoned from the server's clock), then goes on from the saved position. It defers again if the quota
-    is still spent then.
-
-    :param scheme: the scheme whose source the task reads.
-    """
-
-    ui_color = "#e8f4fd"
-
-    def __init__(self, *, scheme: Scheme, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.scheme = scheme
-
-    def execute(self, context: Any) -> ExtractManifest:
-        return self._read(resume=False)
-
-    def resume_read(self, context: Any, event: Any = None) -> ExtractManifest:
-        """Where the task goes on when the quota's reset has come (``event``: the trigger's, unused)."""
-        return self._read(resume=True)
-
-    def _read(self, *, resume: bool) -> ExtractManifest:
-        try:
-            return extract_window(self.scheme, resume=resume)
-        except pipeline.SourceQuotaExhausted as exc:
-            log.warning("%s: waiting, deferred, until %s", exc, exc.resets_at.isoformat())
-            self.defer(trigger=DateTimeTrigger(moment=exc.resets_at), method_name="resume_read")
-            raise  # not reached: defer raises TaskDeferred
 
 
 def check_target_once(scheme: Scheme, filtered: FilterManifest) -> CheckManifest:
@@ -208,7 +175,9 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         return report_run(scheme, manifests, list(loaded[:]) if loaded is not None else [])  # one XCom read
 
     # each call returns an XComArg that stands for the task's return value downstream (hence Any)
-    extracted: Any = ExtractOperator(task_id="extract", scheme=scheme, inlets=[source_asset]).output
+    # a task that waits, deferred, when the source's quota is spent (wiring.SourceReadOperator)
+    extracted: Any = SourceReadOperator(task_id="extract", scheme=scheme, read=extract_window,
+                                        inlets=[source_asset]).output
     transformed: Any = transform(extracted)
     filtered: Any = filter_rows(transformed)
     checked: Any = check_target(filtered)

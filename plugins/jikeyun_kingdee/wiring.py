@@ -6,6 +6,7 @@ at parse time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -13,9 +14,18 @@ from typing import Any
 
 from jikeyun_kingdee import pipeline
 from jikeyun_kingdee.alerting import deadline_alert, sla_miss_callback
-from jikeyun_kingdee.compat import AIRFLOW_V3, AirflowFailException, ObjectStoragePath, get_current_context
+from jikeyun_kingdee.compat import (
+    AIRFLOW_V3,
+    AirflowFailException,
+    BaseOperator,
+    DateTimeTrigger,
+    ObjectStoragePath,
+    get_current_context,
+)
 from jikeyun_kingdee.scheme import AlertingConfig, Scheme
 from jikeyun_kingdee.staging import run_folder, staging_base
+
+log = logging.getLogger(__name__)
 
 
 def is_fatal(error: BaseException) -> bool:
@@ -111,3 +121,37 @@ def deadline_wiring(alerting: AlertingConfig) -> tuple[dict[str, Any], dict[str,
     if on_sla_miss is None or alerting.deadline_minutes is None:
         return {}, {}
     return {"sla_miss_callback": on_sla_miss}, {"sla": timedelta(minutes=alerting.deadline_minutes)}
+
+
+class SourceReadOperator(BaseOperator):
+    """A task that reads the scheme's source: ``read(scheme, resume)`` (the sync's extract, the reconcile's
+    read_source). When the source's call quota runs out (:class:`~jikeyun_kingdee.pipeline.SourceQuotaExhausted`:
+    what was read is staged, the position saved) the task defers — Airflow's own deferral, so it holds no worker
+    slot and burns no retry — until the quota comes back (:class:`~jikeyun_kingdee.compat.DateTimeTrigger` at the
+    scheme's ``source.quota_reset``, Beijing midnight by default, reckoned from the server's clock), then calls
+    ``read(scheme, True)``, which goes on from the saved position. It defers again if the quota is still spent.
+
+    :param scheme: the scheme whose source the task reads.
+    :param read: a module-level function ``(scheme, resume) -> manifest``.
+    """
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, scheme: Scheme, read: Callable[[Scheme, bool], Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scheme, self.read = scheme, read
+
+    def execute(self, context: Any) -> Any:
+        return self._read(resume=False)
+
+    def resume_read(self, context: Any, event: Any = None) -> Any:
+        """Where the task goes on when the quota's reset has come (``event``: the trigger's, unused)."""
+        return self._read(resume=True)
+
+    def _read(self, *, resume: bool) -> Any:
+        try:
+            return self.read(self.scheme, resume)
+        except pipeline.SourceQuotaExhausted as exc:
+            log.warning("%s: waiting, deferred, until %s", exc, exc.resets_at.isoformat())
+            self.defer(trigger=DateTimeTrigger(moment=exc.resets_at), method_name="resume_read")
+            raise  # not reached: defer raises TaskDeferred

@@ -15,6 +15,7 @@ from jikeyun_kingdee.scheme import QuotaReset
 from tests.support.airflow_compat import return_value_of, run_dag_test
 from tests.support.goods import (
     GOODS_METHOD,
+    RECONCILE_DAG_ID,
     REPO,
     SYNC_DAG_ID,
     assert_kingdee_equals_jikeyun,
@@ -112,3 +113,21 @@ def test_the_dag_waits_for_the_quota_deferred_and_resumes_where_it_stopped(dags,
     assert summary["api_calls"][GOODS_METHOD] == full_read + 1
     assert jikeyun.day_calls[(day, GOODS_METHOD)] == 1
     assert jikeyun.day_calls[(day + timedelta(days=1), GOODS_METHOD)] == full_read - 1
+
+
+def test_the_reconcile_read_waits_for_the_quota_too(dags, jikeyun, kingdee) -> None:
+    from jikeyun_kingdee.staging import read_ndjson
+
+    full_read = math.ceil((len(jikeyun.goods.records) + 1) / PAGE_SIZE)
+    day = date(2026, 11, 10)
+    jikeyun.travel(beijing(day, 3))
+    jikeyun.set_daily_quota(GOODS_METHOD, 1)
+    jikeyun.travel_after_refusal(beijing(day + timedelta(days=1), 0, 0, 1))
+    calls = jikeyun.calls[GOODS_METHOD]
+    dr = run_dag_test(dags[RECONCILE_DAG_ID], hour(20))
+    assert dr.state == "success", states(dr)
+    source_read = return_value_of(dr, "read_source")
+    assert source_read["quota_waits"] == 1 and source_read["fetched"] == len(jikeyun.goods.records)
+    assert jikeyun.calls[GOODS_METHOD] - calls == full_read + 1
+    assert dr.get_task_instance("read_source").try_number <= 1
+    assert not list(read_ndjson(return_value_of(dr, "compare")["drift_file"]))  # the sync left nothing to repair
