@@ -133,8 +133,8 @@ def extract(
     When the API answers that its call quota is spent (:class:`~jikeyun_kingdee.hooks.jikeyun.JikeyunQuotaExhausted`)
     the records read so far stay staged, the read's position and counts go to ``extract/checkpoint.json``, and
     :class:`SourceQuotaExhausted` says when the quota comes back (the scheme's ``source.quota_reset`` after the
-    server's clock, else after now). ``resume=True`` goes on from a checkpoint (and starts afresh without one): no
-    page read before is read again, save the one the read stopped in.
+    server's clock, else after now). ``resume=True`` goes on from the folder's checkpoint (and starts afresh without
+    one): no page read before is read again, save the one the read stopped in. A read that ends removes it.
 
     The manifest counts the calls made per Beijing day (``calls_by_day``, ``{"2026-11-02": {method: n}}``, answered
     calls by the local clock), over every part of a read the quota interrupted (``quota_waits`` of them).

@@ -128,8 +128,12 @@ class SourceReadOperator(BaseOperator):
     read_source). When the source's call quota runs out (:class:`~jikeyun_kingdee.pipeline.SourceQuotaExhausted`:
     what was read is staged, the position saved) the task defers — Airflow's own deferral, so it holds no worker
     slot and burns no retry — until the quota comes back (:class:`~jikeyun_kingdee.compat.DateTimeTrigger` at the
-    scheme's ``source.quota_reset``, Beijing midnight by default, reckoned from the server's clock), then calls
-    ``read(scheme, True)``, which goes on from the saved position. It defers again if the quota is still spent.
+    scheme's ``source.quota_reset``, Beijing midnight by default, reckoned from the server's clock), then reads
+    again, going on from the saved position. It defers again if the quota is still spent.
+
+    The task always reads with ``resume=True``: a checkpoint in the run's folder (same run, same window) is where
+    the read goes on, also when a task retry or a cleared task follows a read the quota stopped, so quota already
+    spent is not spent again; without one the read starts afresh.
 
     :param scheme: the scheme whose source the task reads.
     :param read: a module-level function ``(scheme, resume) -> manifest``.
@@ -142,15 +146,15 @@ class SourceReadOperator(BaseOperator):
         self.scheme, self.read = scheme, read
 
     def execute(self, context: Any) -> Any:
-        return self._read(resume=False)
+        return self._read()
 
     def resume_read(self, context: Any, event: Any = None) -> Any:
         """Where the task goes on when the quota's reset has come (``event``: the trigger's, unused)."""
-        return self._read(resume=True)
+        return self._read()
 
-    def _read(self, *, resume: bool) -> Any:
+    def _read(self) -> Any:
         try:
-            return self.read(self.scheme, resume)
+            return self.read(self.scheme, True)
         except pipeline.SourceQuotaExhausted as exc:
             log.warning("%s: waiting, deferred, until %s", exc, exc.resets_at.isoformat())
             self.defer(trigger=DateTimeTrigger(moment=exc.resets_at), method_name="resume_read")

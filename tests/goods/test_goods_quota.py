@@ -50,6 +50,22 @@ def test_the_reset_is_settable() -> None:
         QuotaReset.model_validate({"timezone": "Mars/Olympus"})
 
 
+def test_the_quota_answer_carries_the_servers_clock_and_is_not_retried(jikeyun) -> None:
+    from jikeyun_kingdee.hooks.jikeyun import JikeyunHook, JikeyunQuotaExhausted
+
+    refused_at = beijing(date(2026, 11, 4), 23, 30)
+    jikeyun.travel(refused_at)
+    jikeyun.set_daily_quota(GOODS_METHOD, 0)
+    calls = jikeyun.calls.get(GOODS_METHOD, 0)
+    with pytest.raises(JikeyunQuotaExhausted) as refused:
+        JikeyunHook().call(GOODS_METHOD, {"pageIndex": 0, "pageSize": 1})
+    assert jikeyun.calls[GOODS_METHOD] - calls == 1  # one call, no retry
+    assert refused.value.server_time is not None
+    assert abs((refused.value.server_time - refused_at).total_seconds()) < 5  # the Date header: the server's clock
+    assert QuotaReset().next_after(refused.value.server_time) == beijing(date(2026, 11, 5))
+    jikeyun.set_daily_quota(GOODS_METHOD, 1000)
+
+
 def test_extract_stops_at_the_quota_keeping_its_pages_and_goes_on_the_next_day(jikeyun, staging) -> None:
     """Both window passes of one hour, the quota spent inside the second: the resumed read reads no page again
     and stages exactly what an uninterrupted read would have."""
@@ -74,6 +90,7 @@ def test_extract_stops_at_the_quota_keeping_its_pages_and_goes_on_the_next_day(j
     jikeyun.travel(beijing(day, 21))
     jikeyun.set_daily_quota(GOODS_METHOD, 2)  # the goods pass (1 call) and the first page of the SKU pass
     folder = run_folder(staging_base(), scheme.dag_id, "quota-test", *window)
+    before = jikeyun.calls.get(GOODS_METHOD, 0)
     with pytest.raises(SourceQuotaExhausted) as stopped:
         extract(scheme, JikeyunHook(), folder, *window)
     assert stopped.value.resets_at == beijing(day + timedelta(days=1))  # the server's next Beijing midnight
@@ -83,7 +100,7 @@ def test_extract_stops_at_the_quota_keeping_its_pages_and_goes_on_the_next_day(j
     jikeyun.travel(beijing(day + timedelta(days=1), 0, 0, 1))  # the quota is back
     manifest = extract(scheme, JikeyunHook(), folder, *window, resume=True)
     assert jikeyun.calls[GOODS_METHOD] - calls == uninterrupted - 2  # the rest of the SKU pass, no page twice
-    assert jikeyun.calls[GOODS_METHOD] == uninterrupted + 1  # and the refused call
+    assert jikeyun.calls[GOODS_METHOD] - before == uninterrupted + 1  # and the refused call
     read = [record["skuId"] for record in read_parts(manifest["pages"])]
     assert sorted(read) == sorted([*by_goods, *sku_ids]) and len(read) == sum(pass_sizes)
     assert manifest["quota_waits"] == 1 and not (folder / "extract" / CHECKPOINT).exists()
