@@ -1,4 +1,10 @@
-"""The one place that knows which Airflow line is installed: 3.1+ or 2.10/2.11.
+"""The one place that knows which Airflow line is installed: 3.3 or 2.11 (:data:`SUPPORTED_LINES`).
+
+Other lines are refused when the package is imported, with a message naming the supported ones, rather than failing
+later inside a task (3.1 lacks names of ``airflow.sdk`` this package uses; 3.2 runs tasks with a fastapi/cadwyn pair
+that pip may resolve newer than it was released with). The package's requirements still admit them, so installing
+it beside such an Airflow never moves that Airflow to another line: it stops with this message instead. Code for
+3.1/3.2 differences below stays where it costs nothing, for the day those lines are tested.
 
 Everything else imports Airflow names from here and is written for Airflow 3. What differs on Airflow 2:
 
@@ -29,6 +35,14 @@ from urllib.parse import quote, urlencode
 from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
 
+#: the Airflow lines CI tests (README, "Supported Airflow lines"); the package refuses to import on any other
+SUPPORTED_LINES = ("2.11", "3.3")
+AIRFLOW_LINE = "{}.{}".format(*Version(AIRFLOW_VERSION).release)
+if AIRFLOW_LINE not in SUPPORTED_LINES:
+    raise ImportError(
+        f"jikeyun_kingdee supports Airflow {' and '.join(SUPPORTED_LINES)}; this is Airflow {AIRFLOW_VERSION}. "
+        f"Install it beside a supported Airflow, e.g. pip install . \"apache-airflow=={SUPPORTED_LINES[-1]}.*\""
+    )
 AIRFLOW_V3 = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0")
 
 if AIRFLOW_V3:
@@ -55,7 +69,7 @@ if AIRFLOW_V3:
         from airflow.sdk.execution_time.secrets_masker import redact
 
     _UI_BASE_URL = ("api", "base_url")
-else:  # Airflow 2.10 / 2.11
+else:  # Airflow 2.11
     from airflow.configuration import conf
     from airflow.decorators import task
     from airflow.exceptions import AirflowException, AirflowFailException

@@ -562,7 +562,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unsorted", action="store_true", help="order records by warehouseId, not gmtModified")
     parser.add_argument("--goods", type=int, default=200, help="generated goods (1 to 5 SKUs each)")
     parser.add_argument("--skus", type=int, default=None, help="size the catalogue by SKU records instead")
-    parser.add_argument("--trades", type=int, default=500, help="generated trades (needs goods and warehouses)")
+    parser.add_argument("--trades", type=int, default=None,
+                        help="generated trades (need goods and warehouses; default 500 when both exist, else 0)")
     parser.add_argument("--goods-quota", type=int, default=DAILY_QUOTAS[GOODS_METHOD],
                         help="erp.storage.goodslist calls per Beijing day (0: unlimited)")
     parser.add_argument("--cursor-without-window", action="store_true",
@@ -572,12 +573,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shop-code-key", default="shopcode", help="trades: the key of the shop code")
 
 
+def _trades(args: argparse.Namespace) -> int:
+    if args.trades is not None:
+        return int(args.trades)
+    return 500 if args.warehouses and (args.skus if args.skus is not None else args.goods) else 0
+
+
 def build_server(args: argparse.Namespace) -> JikeyunSandbox:
     return JikeyunSandbox(
         appkey=args.appkey, appsecret=args.appsecret, warehouses=args.warehouses, seed=args.seed,
         page_size_max=args.page_size_max, start_inclusive=not args.start_exclusive,
         end_inclusive=not args.end_exclusive, sort_by_modified=not args.unsorted,
-        goods=args.goods, skus=args.skus, trades=args.trades,
+        goods=args.goods, skus=args.skus, trades=_trades(args),
         daily_quota={**DAILY_QUOTAS, GOODS_METHOD: args.goods_quota or None},
         goods_options={"cursor_with_window": not args.cursor_without_window},
         trades_options={"scroll_id_location": args.scroll_id_location, "shop_code_key": args.shop_code_key},
