@@ -35,6 +35,7 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # figures o
 import argparse
 import functools
 import json
+import logging
 import math
 import tempfile
 import time
@@ -174,6 +175,7 @@ def goods_first_load(skus: int, quota: int, page_size: int = 200) -> None:
     stops at the quota answer, waits for the reset (here: the sandbox's clock travels there) and goes on."""
     from jikeyun_kingdee.pipeline import SourceQuotaExhausted, extract
 
+    logging.getLogger("jikeyun_kingdee.pipeline").setLevel(logging.ERROR)  # one warning per quota stop otherwise
     scheme = goods_scheme()
     with JikeyunSandbox(warehouses=0, skus=skus, daily_quota={GOODS_METHOD: quota}) as sandbox, \
             tempfile.TemporaryDirectory() as tmp:
