@@ -12,7 +12,11 @@ The minimum per case (B rows per write call, L rows per query, one chunk): one l
 one look-up per ⌈rows to look up / L⌉; per kind of write ⌈rows / B⌉ calls (creates one BatchSave with
 IsAutoSubmitAndAudit; updates UnAudit, BatchSave, Submit, Audit; Forbid; Enable); nothing for rows the ledger knows.
 
-``python benchmarks/kingdee_calls.py [--rows 1000] [--latency 0.04 --row-latency 0.005]``. The same script runs
+``--scheme goods`` measures the goods scheme (``goods_I0134``, BD_MATERIAL with its sub-entities) the same way: N
+SKUs of a generated catalogue rendered by the scheme's field map, 10% of them renamed at goods level.
+
+``python benchmarks/kingdee_calls.py [--scheme warehouse|goods] [--rows 1000] [--latency 0.04 --row-latency
+0.005]``. The same script runs
 against an older package on ``PYTHONPATH`` (before blocked rows reached the load, it skips cases 4 and 5 and
 stages the chunk as batches).
 """
@@ -60,6 +64,29 @@ def items(count: int, modified: int, *, renamed: Set[int] = frozenset(), state: 
              "state": state} for i in range(count) if only is None or i in only]
 
 
+class GoodsRows:
+    """Rows of the goods scheme: ``count`` SKUs of a generated catalogue (units the scheme maps), rendered by its
+    field map; a renamed SKU has its goods name changed."""
+
+    def __init__(self, scheme: Any, count: int) -> None:
+        from jikeyun_kingdee.sandbox.jikeyun_goods import generate_catalogue
+
+        units = scheme.lookups["unit"].values
+        self.fields = scheme.target.field_map
+        self.skus = [{**sku, "unitName": sku["unitName"] if sku["unitName"] in units else "件"}
+                     for sku in generate_catalogue(skus=count, seed=5)]
+
+    def row(self, i: int, name: str | None = None) -> dict[str, Any]:
+        sku = self.skus[i]
+        return dict(self.fields.render({**sku, "goodsName": name or sku["goodsName"]}))
+
+    def items(self, count: int, modified: int, *, renamed: Set[int] = frozenset(), state: str = "active",
+              only: set[int] | None = None) -> list[dict[str, Any]]:
+        return [{"key": self.skus[i]["skuBarcode"], "modified": modified,
+                 "row": self.row(i, f"{self.skus[i]['goodsName']}（改）" if i in renamed else None), "state": state}
+                for i in range(count) if only is None or i in only]
+
+
 def minimum(**writes: int) -> Counter[str]:
     """Minimum calls: one login and one look-up pass when anything is written, plus the writes given."""
     calls = Counter({k: v for k, v in writes.items() if v})
@@ -103,17 +130,23 @@ def report(title: str, calls: Counter[str], least: Counter[str], statuses: Count
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scheme", choices=("warehouse", "goods"), default="warehouse")
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.0, help="sandbox seconds per call")
     parser.add_argument("--row-latency", type=float, default=0.0, help="sandbox seconds per row written")
     args = parser.parse_args()
     root = Path(jikeyun_kingdee.__file__).resolve().parents[2]
-    scheme = load_scheme(root / "include" / "schemes" / "warehouse_I0134.yaml")
+    scheme = load_scheme(root / "include" / "schemes" / f"{args.scheme}_I0134.yaml")
     target = scheme.target
     n, b = args.rows, target.rows_per_batch
+    make_items, make_row = items, row
+    if args.scheme == "goods":
+        goods = GoodsRows(scheme, n)
+        make_items, make_row = goods.items, goods.row
     lookups = math.ceil(n / getattr(target, "lookup_limit", 2000))
     tenth = set(range(0, n, 10))
-    print(f"package {root} · {n} warehouses · {b} rows per write call · approval "
+    records = "SKUs" if args.scheme == "goods" else "warehouses"
+    print(f"package {root} · {n} {records} · {b} rows per write call · approval "
           f"{getattr(target, 'approval', 'explicit' if target.submit_and_audit else 'none')} · "
           "calls/minimum per endpoint")
     with KingdeeSandbox(password="bench-password") as sandbox, tempfile.TemporaryDirectory() as tmp:
@@ -133,21 +166,21 @@ def main() -> None:
         bench = Bench(sandbox, Path(tmp), scheme, ledger)
         changed = math.ceil(len(tenth) / b)
         cases = [
-            ("1 all new", items(n, T0), minimum(ExecuteBillQuery=1, BatchSave=math.ceil(n / b))),
+            ("1 all new", make_items(n, T0), minimum(ExecuteBillQuery=1, BatchSave=math.ceil(n / b))),
             (
                 "2 10% changed, audited, ledger knows",
-                items(n, T0 + 1, renamed=tenth),
+                make_items(n, T0 + 1, renamed=tenth),
                 minimum(ExecuteBillQuery=1, UnAudit=changed, BatchSave=changed, Submit=changed, Audit=changed),
             ),
-            ("3 none changed, ledger knows", items(n, T0 + 1, renamed=tenth), minimum()),
+            ("3 none changed, ledger knows", make_items(n, T0 + 1, renamed=tenth), minimum()),
             (
                 "4 10% blocked (forbid)",
-                items(n, T0 + 2, state="blocked", only=tenth, renamed=tenth),
+                make_items(n, T0 + 2, state="blocked", only=tenth, renamed=tenth),
                 minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
             ),
             (
                 "5 the same unblocked (enable)",
-                items(n, T0 + 3, only=tenth, renamed=tenth),
+                make_items(n, T0 + 3, only=tenth, renamed=tenth),
                 minimum(ExecuteBillQuery=1, ExcuteOperation=changed),
             ),
         ]
@@ -159,8 +192,8 @@ def main() -> None:
         ledger = SyncLedger(f"{scheme.name}_live", url=f"sqlite:///{Path(tmp) / 'ledger.db'}")
         bench.ledger = ledger
         bench.scheme = scheme.model_copy(update={"name": f"{scheme.name}_live"})
-        sandbox.add_stocks([row(i) for i in range(n)], status="C")
-        calls, statuses, seconds = bench.load(items(n, T0, renamed=tenth))
+        sandbox.add_records(target.form_id, [make_row(i) for i in range(n)], status="C")
+        calls, statuses, seconds = bench.load(make_items(n, T0, renamed=tenth))
         report(
             "6 going live: all in Kingdee, 10% differ",
             calls,

@@ -18,6 +18,9 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
 * assets: ``Asset`` is Airflow 2's ``Dataset`` (same ``uri`` and ``extra``; Airflow 3 adds a name, by default the URI);
 * the UI: ``[webserver] base_url`` and the grid view instead of ``[api] base_url`` and the run pages
   (:func:`ui_run_url`);
+* imports of the operator base and the time trigger (a task waiting for a quota defers with it):
+  ``airflow.sdk.BaseOperator`` and the standard provider's ``DateTimeTrigger`` → ``airflow.models.baseoperator``,
+  ``airflow.triggers.temporal``;
 * running a DAG in-process, for the demo and the tests, differs too: those helpers are in
   :mod:`jikeyun_kingdee.local_runs` (the package's tasks never need them).
 """
@@ -97,6 +100,10 @@ def _first_found(*names: tuple[str, str]) -> Any:
 Stats: Any = _first_found(("airflow.sdk.observability.stats", "Stats"), ("airflow.stats", "Stats"))
 # Airflow 3's Asset, Airflow 2's Dataset
 Asset: Any = _first_found(("airflow.sdk", "Asset"), ("airflow.datasets", "Dataset"))
+# the operator base class, and the trigger a task waiting until a moment defers with (no worker slot held)
+BaseOperator: Any = _first_found(("airflow.sdk", "BaseOperator"), ("airflow.models.baseoperator", "BaseOperator"))
+DateTimeTrigger: Any = _first_found(("airflow.providers.standard.triggers.temporal", "DateTimeTrigger"),
+                                    ("airflow.triggers.temporal", "DateTimeTrigger"))
 
 
 @functools.cache
@@ -133,7 +140,9 @@ __all__ = [
     "AsyncCallback",
     "BaseHook",
     "BaseNotifier",
+    "BaseOperator",
     "CronDataIntervalTimetable",
+    "DateTimeTrigger",
     "DeadlineAlert",
     "DeadlineReference",
     "ObjectStoragePath",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, target_pool
 from jikeyun_kingdee.scheme import Scheme, SchemeError, load_scheme, scheme_files
 from jikeyun_kingdee.scheme import default_schemes_folder as default_schemes_folder  # older DAG files import it here
 from jikeyun_kingdee.wiring import (
+    SourceReadOperator,
     deadline_wiring,
     default_args,
     no_retry_on_fatal,
@@ -68,18 +68,20 @@ class BrokenSchemes(DAG):
 # -- task bodies: what each task of the sync DAG does, given its scheme ----------------------------------------
 
 
-def extract_window(scheme: Scheme) -> ExtractManifest:
-    """Read the run's window (or everything) from the source and stage it."""
+def extract_window(scheme: Scheme, resume: bool = False) -> ExtractManifest:
+    """Read the run's window (or everything) from the source and stage it (``resume``: go on from where a read
+    the quota stopped left off). ``read_at`` is when the read began: the source as it stood from then on.
+
+    :raises pipeline.SourceQuotaExhausted: the source's quota ran out (what was read stays staged).
+    """
     from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 
     context = get_current_context()
     start, end = run_window(context)
-    log.info("window: %s → %s", start or "(everything)", end or "")
-    read_at = datetime.now(timezone.utc).isoformat()  # the source as it stood from then on (freshness)
+    log.info("window: %s → %s%s", start or "(everything)", end or "", " (resumed)" if resume else "")
     with no_retry_on_fatal():
-        manifest = pipeline.extract(scheme, JikeyunHook(scheme.source.connection),
-                                    run_staging_folder(scheme, context), start, end)
-    return {**manifest, "read_at": read_at}
+        return pipeline.extract(scheme, JikeyunHook(scheme.source.connection), run_staging_folder(scheme, context),
+                                start, end, resume=resume)
 
 
 def check_target_once(scheme: Scheme, filtered: FilterManifest) -> CheckManifest:
@@ -119,6 +121,7 @@ def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifes
                                  manifests["check_target"])
     log.info("run summary of %s: %s", scheme.dag_id, summary)
     metrics.emit_records(scheme.dag_id, summary)
+    metrics.emit_source_calls(scheme.dag_id, summary)
     if summary["rejected"]:
         counts = {k: v for k, v in summary.items() if isinstance(v, int)}
         try:
@@ -139,10 +142,6 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     """``extract → transform → filter → check_target → load_chunks → load[mapped] → report``."""
 
     source_asset, target_asset = lineage.source_asset(scheme), lineage.target_asset(scheme)
-
-    @task(task_id="extract", inlets=[source_asset])
-    def extract() -> ExtractManifest:
-        return extract_window(scheme)
 
     @task(task_id="transform")
     def transform(extracted: ExtractManifest) -> TransformManifest:
@@ -176,7 +175,9 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
         return report_run(scheme, manifests, list(loaded[:]) if loaded is not None else [])  # one XCom read
 
     # each call returns an XComArg that stands for the task's return value downstream (hence Any)
-    extracted: Any = extract()
+    # a task that waits, deferred, when the source's quota is spent (wiring.SourceReadOperator)
+    extracted: Any = SourceReadOperator(task_id="extract", scheme=scheme, read=extract_window,
+                                        inlets=[source_asset]).output
     transformed: Any = transform(extracted)
     filtered: Any = filter_rows(transformed)
     checked: Any = check_target(filtered)

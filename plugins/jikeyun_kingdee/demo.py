@@ -3,8 +3,10 @@
 ``make demo`` (``python -m jikeyun_kingdee.demo``) starts the Jikeyun and Kingdee sandboxes on loopback, migrates a
 fresh Airflow metadata database under ``.demo/`` (and the target pools), runs the DAG of
 ``include/schemes/warehouse_I0134.yaml`` twice with ``dag.test()`` — the initial full load, then one hourly window in
-which warehouses were added, renamed and blocked up — then its reconcile DAG after a hand edit in Kingdee, and prints
-each run's summary and what now stands in the Kingdee sandbox.
+which warehouses were added, renamed and blocked up — then its reconcile DAG after a hand edit in Kingdee; then the
+goods DAG of ``include/schemes/goods_I0134.yaml`` (Jikeyun goods → BD_MATERIAL): its initial load and one hourly
+window (a goods renamed, a SKU's unit changed, a SKU blocked up). It prints each run's summary and what now stands
+in the Kingdee sandbox.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MODIFIED_TO = datetime(2026, 11, 1, tzinfo=timezone.utc)
-SCHEME_FILE = "warehouse_I0134.yaml"  # the DAG run is this scheme's
+SCHEME_FILE = "warehouse_I0134.yaml"  # the DAGs run are these schemes'
+GOODS_SCHEME_FILE = "goods_I0134.yaml"
 
 
 def configure_airflow(home: Path, dags_folder: Path) -> None:
@@ -86,10 +89,58 @@ def print_kingdee(kingdee: KingdeeSandbox, limit: int) -> None:
     print(f"   Kingdee calls: {calls}")
 
 
+def print_materials(kingdee: KingdeeSandbox, limit: int) -> None:
+    materials = sorted(kingdee.records("BD_MATERIAL", org="I0134"), key=lambda m: m["FNumber"])
+    forbidden = sum(1 for m in materials if m["FForbidStatus"] == "B")
+    print(f"\n== Kingdee sandbox BD_MATERIAL of organisation I0134: {len(materials)} materials, {forbidden} forbidden")
+    print(f"   {'FNumber':<14} {'status':<6} {'unit':<6} FName / FSpecification")
+    for material in materials[:limit]:
+        status = material["FDocumentStatus"] + ("/禁用" if material["FForbidStatus"] == "B" else "")
+        print(f"   {material['FNumber']:<14} {status:<6} {material['FBaseUnitId']!s:<6} "
+              f"{material['FName']} / {material['FSpecification']}")
+    if len(materials) > limit:
+        print(f"   … {len(materials) - limit} more")
+
+
+def sync_goods(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox, first_window_end: datetime,
+               show: int) -> list[Any]:
+    """The goods scheme: its initial load, then one hourly window; returns the DAG runs."""
+    from jikeyun_kingdee.local_runs import run_dag
+    from jikeyun_kingdee.scheme import load_scheme
+
+    scheme = load_scheme(schemes / GOODS_SCHEME_FILE)
+    dag = bag.get_dag(scheme.dag_id)
+    goods = jikeyun.goods
+    units = scheme.lookups["unit"].values
+    odd = [sku for sku in goods.records.values() if sku["unitName"] not in units]
+    for sku in odd:  # a unit the table lacks would reject its SKU, naming the unit: the demo keeps to the table
+        goods.edit_sku(sku["skuId"], unitName="件", modified_at=MODIFIED_FROM)
+    print(f"\nGoods: {len(goods.goods_nos)} goods, {len(goods.records)} SKUs; the scheme's unit table maps "
+          f"{', '.join(units)} ({len(odd)} SKUs in other units given 件)")
+    initial = run_dag(dag, first_window_end, run_conf={"full_resync": True})
+    print_run("goods: initial load (full resync)", initial)
+
+    def active(skus: list[dict[str, Any]]) -> bool:
+        return all(not int(s["isBlockup"]) and not int(s["isDelete"]) and not int(s["skuIsBlockup"]) for s in skus)
+
+    multi = [no for no in goods.goods_nos if len(goods.goods_skus(no)) > 1 and active(goods.goods_skus(no))]
+    in_window = first_window_end + timedelta(minutes=20)
+    goods.edit_goods(multi[0], goodsName=f"{goods.goods_skus(multi[0])[0]['goodsName']}（更名）", modified_at=in_window)
+    sku = goods.goods_skus(multi[1])[0]
+    goods.edit_sku(sku["skuId"], unitName="箱" if sku["unitName"] != "箱" else "个", modified_at=in_window)
+    goods.block_sku(goods.goods_skus(multi[2])[0]["skuId"], modified_at=in_window)
+    hourly = run_dag(dag, first_window_end + timedelta(hours=1))
+    print_run(f"goods: next hourly window (goods {multi[0]} renamed: {len(goods.goods_skus(multi[0]))} SKUs; "
+              "1 SKU's unit changed; 1 SKU blocked up)", hourly)
+    print_materials(kingdee, show)
+    return [initial, hourly]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=Path(".demo"), help="embedded AIRFLOW_HOME (recreated)")
     parser.add_argument("--warehouses", type=int, default=1000)
+    parser.add_argument("--goods", type=int, default=300, help="goods of the catalogue (1 to 5 SKUs each)")
     parser.add_argument("--show", type=int, default=15, help="Kingdee rows to print")
     args = parser.parse_args(argv)
 
@@ -111,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     from jikeyun_kingdee.pools import ensure_pools, schemes_of
 
     ensure_pools(schemes_of()[0])  # the target pools, as a deployment creates them after migrating
-    with JikeyunSandbox(warehouses=args.warehouses, modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as jikeyun, \
-            KingdeeSandbox() as kingdee:
+    with JikeyunSandbox(warehouses=args.warehouses, goods=args.goods, modified_from=MODIFIED_FROM,
+                        modified_to=MODIFIED_TO) as jikeyun, KingdeeSandbox() as kingdee:
         connect(jikeyun, kingdee)
         print(f"Jikeyun sandbox {jikeyun.url} ({len(jikeyun.warehouses)} warehouses); Kingdee sandbox {kingdee.url}")
         bag = load_dag_bag(str(dags_folder))
@@ -140,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         reconciled = run_dag(bag.get_dag(scheme.reconcile_dag_id), first_window_end + timedelta(hours=2))
         print_run("reconcile (one warehouse renamed by hand in Kingdee: found and repaired)", reconciled)
         print_kingdee(kingdee, args.show)
-    ok = initial.state == hourly.state == reconciled.state == "success"
+        goods_runs = sync_goods(bag, default_schemes_folder(dags_folder / "demo.py"), jikeyun, kingdee,
+                                first_window_end, args.show)
+    ok = all(run.state == "success" for run in (initial, hourly, reconciled, *goods_runs))
     print(f"\nDemo {'succeeded' if ok else 'FAILED'}; staged files under {home / 'staging'}")
     return 0 if ok else 1
 

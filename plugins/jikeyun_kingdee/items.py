@@ -81,6 +81,8 @@ class ExtractManifest(TypedDict, total=False):
     fetched: int
     window: list[str | None]  # [start, end] ISO, None for "everything"
     calls: dict[str, int]
+    calls_by_day: dict[str, dict[str, int]]  # Beijing day → method → answered calls
+    quota_waits: int  # times the read stopped for an exhausted quota and went on after its reset
     retries: int
     seconds: float
     read_at: str  # when the read began (ISO, UTC)
@@ -153,6 +155,8 @@ class RunSummary(TypedDict):
     rejected_keys: list[str]  # the first ones (pipeline.REPORTED_REJECTS)
     api_calls: dict[str, int]
     api_calls_total: int
+    source_calls_by_day: dict[str, dict[str, int]]  # Beijing day → source method → answered calls
+    quota_waits: int
     http_retries: int
     seconds: dict[str, float | None]
 

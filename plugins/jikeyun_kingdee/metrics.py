@@ -31,7 +31,8 @@ from jikeyun_kingdee.compat import AirflowException, Stats, get_current_context,
 PREFIX = "jikeyun_kingdee"
 
 # Integer entries of the run summary that count something other than records.
-NOT_RECORD_COUNTS = frozenset({"batches", "load_chunks", "chunks", "api_calls_total", "http_retries", "retries"})
+NOT_RECORD_COUNTS = frozenset({"batches", "load_chunks", "chunks", "api_calls_total", "http_retries", "retries",
+                               "quota_waits"})
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,20 @@ API_LATENCY = Metric(
     "Wall time of one API call (milliseconds in StatsD), including reading the answer.",
 )
 
-METRICS: dict[str, Metric] = {m.name: m for m in (RECORDS, FRESHNESS, API_CALLS, API_RETRIES, API_LATENCY)}
+SOURCE_DAY_CALLS = Metric(
+    f"{PREFIX}.source.day_calls", "counter", f"{PREFIX}.source.day_calls.{{dag_id}}.{{operation}}",
+    ("dag_id", "operation", "beijing_day"),
+    "Answered calls of a run's read of its source API (the Jikeyun method) per Beijing day — the day its daily "
+    "quota counts by (erp.storage.goodslist: 1,000) — sent by the report task; a read that waited for the quota "
+    "sends one value per day it read on.",
+)
+QUOTA_WAITS = Metric(
+    f"{PREFIX}.source.quota_waits", "counter", f"{PREFIX}.source.quota_waits.{{dag_id}}", ("dag_id",),
+    "Times a run's read stopped at its source API's exhausted quota and waited, deferred, for the reset.",
+)
+
+METRICS: dict[str, Metric] = {m.name: m for m in (RECORDS, FRESHNESS, API_CALLS, API_RETRIES, API_LATENCY,
+                                                  SOURCE_DAY_CALLS, QUOTA_WAITS)}
 
 
 def emit(metric: Metric, value: float | timedelta, tags: Mapping[str, Any]) -> None:
@@ -116,6 +130,19 @@ def emit_records(dag_id: str, summary: Mapping[str, Any]) -> dict[str, int]:
     for status, count in counts.items():
         emit(RECORDS, count, {"dag_id": dag_id, "status": status})
     return counts
+
+
+def emit_source_calls(dag_id: str, summary: Mapping[str, Any]) -> dict[tuple[str, str], int]:
+    """Send :data:`SOURCE_DAY_CALLS` per Beijing day and method of the run summary's ``source_calls_by_day``, and
+    :data:`QUOTA_WAITS` when the read waited; return the calls sent by (day, method)."""
+    sent: dict[tuple[str, str], int] = {}
+    for day, calls in (summary.get("source_calls_by_day") or {}).items():
+        for operation, count in calls.items():
+            emit(SOURCE_DAY_CALLS, count, {"dag_id": dag_id, "operation": operation, "beijing_day": day})
+            sent[(day, operation)] = count
+    if summary.get("quota_waits"):
+        emit(QUOTA_WAITS, summary["quota_waits"], {"dag_id": dag_id})
+    return sent
 
 
 def loaded_until(window_end: datetime | None, read_at: datetime | str | None) -> datetime:

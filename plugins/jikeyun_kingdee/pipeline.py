@@ -9,6 +9,7 @@ records in memory: they stream from file to file (filter de-duplicates in a SQLi
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import time
@@ -18,6 +19,7 @@ from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
+import pendulum
 from pydantic import ValidationError
 
 from jikeyun_kingdee.compat import ObjectStoragePath
@@ -37,6 +39,7 @@ from jikeyun_kingdee.items import (
     rows_per_load_chunk,
 )
 from jikeyun_kingdee.ledger import Applied, row_hash
+from jikeyun_kingdee.records import BEIJING
 from jikeyun_kingdee.scheme import Scheme, validation_message
 from jikeyun_kingdee.source_paging import read_window
 from jikeyun_kingdee.staging import (
@@ -63,6 +66,7 @@ log = logging.getLogger(__name__)
 STAGED_PAGE_RECORDS = 1000  # records per staged file of extract and transform
 LOGGED_REJECTS = 20  # rejects named one by one in the task log (all of them are in the staged rejects file)
 REPORTED_REJECTS = 200  # rejected keys named in the run's summary (XCom) and alert
+CHECKPOINT = "checkpoint.json"  # extract's saved position while it waits for the source's quota
 
 
 class TargetNotReady(RuntimeError):
@@ -107,24 +111,114 @@ def check_target(scheme: Scheme, hook: KingdeeHook) -> CheckManifest:
     return {"form_id": target.form_id, "organisation": target.organisation, "calls": dict(hook.call_counts)}
 
 
+class SourceQuotaExhausted(RuntimeError):
+    """The source API's call quota ran out during extract. What was read is staged and the read's position saved
+    (``extract/checkpoint.json``); ``extract(..., resume=True)`` goes on from there once ``resets_at`` has passed.
+    Never a failure: the task waits for the reset (deferred) and resumes."""
+
+    def __init__(self, method: str, fetched: int, resets_at: datetime) -> None:
+        super().__init__(f"Jikeyun {method}: call quota exhausted after {fetched} records of this run; the read "
+                         f"goes on from where it stopped after {resets_at.isoformat()}")
+        self.method, self.fetched, self.resets_at = method, fetched, resets_at
+
+
 @timed
 def extract(
-    scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath, start: datetime | None, end: datetime | None
+    scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath, start: datetime | None, end: datetime | None,
+    *, resume: bool = False,
 ) -> ExtractManifest:
     """Read the window (or everything when ``start``/``end`` are None) with the scheme's paging strategy
-    (:func:`~jikeyun_kingdee.source_paging.read_window`) and stage the raw records."""
+    (:func:`~jikeyun_kingdee.source_paging.read_window`) and stage the raw records.
+
+    When the API answers that its call quota is spent (:class:`~jikeyun_kingdee.hooks.jikeyun.JikeyunQuotaExhausted`)
+    the records read so far stay staged, the read's position and counts go to ``extract/checkpoint.json``, and
+    :class:`SourceQuotaExhausted` says when the quota comes back (the scheme's ``source.quota_reset`` after the
+    server's clock, else after now). ``resume=True`` goes on from the folder's checkpoint (and starts afresh without
+    one): no page read before is read again, save the one the read stopped in. A read that ends removes it.
+
+    The manifest counts the calls made per Beijing day (``calls_by_day``, ``{"2026-11-02": {method: n}}``, answered
+    calls by the local clock), over every part of a read the quota interrupted (``quota_waits`` of them).
+    """
+    from jikeyun_kingdee.hooks.jikeyun import JikeyunQuotaExhausted
+
     source = scheme.source
-    out = fresh_folder(folder / "extract")
-    records = read_window(hook.call, source, start, end)
-    pages, fetched = _write_parts(out, "page", records)
+    out = folder / "extract"
+    checkpoint = _read_checkpoint(out) if resume else None
+    if checkpoint is None:
+        fresh_folder(out)
+        checkpoint = {"position": None, "pages": [], "fetched": 0, "calls": {}, "retries": 0, "calls_by_day": {},
+                      "quota_waits": 0, "read_at": pendulum.now("UTC").isoformat()}
+    else:
+        log.info("extract: resuming after %d records in %d staged pages (%d quota wait(s))", checkpoint["fetched"],
+                 len(checkpoint["pages"]), checkpoint["quota_waits"])
+    by_day: dict[str, Counter[str]] = {day: Counter(calls) for day, calls in checkpoint["calls_by_day"].items()}
+
+    def call(method: str, bizcontent: dict[str, Any]) -> dict[str, Any]:
+        data = hook.call(method, bizcontent)
+        by_day.setdefault(pendulum.now(BEIJING).date().isoformat(), Counter())[method] += 1
+        return data
+
+    read = read_window(call, source, start, end, resume=checkpoint["position"])
+    pages: list[str] = list(checkpoint["pages"])
+    fetched = checkpoint["fetched"]
+    block: list[dict[str, Any]] = []
+
+    def stage_block() -> None:
+        nonlocal fetched
+        if block:
+            path = out / f"page-{len(pages):05d}.ndjson"
+            fetched += write_ndjson(path, block)
+            pages.append(str(path))
+            block.clear()
+
+    def counts() -> tuple[dict[str, int], int, dict[str, dict[str, int]]]:
+        """Calls (attempts) by method, HTTP retries and answered calls by Beijing day, of every part of the read."""
+        calls = Counter(checkpoint["calls"])
+        calls.update(hook.call_counts)
+        return (dict(calls), checkpoint["retries"] + sum(hook.retry_counts.values()),
+                {day: dict(c) for day, c in sorted(by_day.items())})
+
+    try:
+        for record in read:
+            block.append(record)
+            if len(block) >= STAGED_PAGE_RECORDS:
+                stage_block()
+    except JikeyunQuotaExhausted as exc:
+        stage_block()  # every record read so far belongs to a page fully read: the position is after it
+        resets_at = source.quota_reset.next_after(exc.server_time or pendulum.now("UTC"))
+        calls, retries, calls_by_day = counts()
+        _write_checkpoint(out, {**checkpoint, "calls": calls, "retries": retries, "calls_by_day": calls_by_day,
+                                "position": read.position, "pages": pages, "fetched": fetched,
+                                "quota_waits": checkpoint["quota_waits"] + 1, "resets_at": resets_at.isoformat()})
+        log.warning("extract: %s; %d records staged, position %s", exc, fetched, read.position)
+        raise SourceQuotaExhausted(source.method, fetched, resets_at) from None
+    stage_block()
+    (out / CHECKPOINT).unlink(missing_ok=True)
     log.info("extract: %d records from %s in %d staged pages", fetched, source.method, len(pages))
+    calls, retries, calls_by_day = counts()
     return {
         "pages": pages,
         "fetched": fetched,
         "window": [start.isoformat() if start else None, end.isoformat() if end else None],
-        "calls": dict(hook.call_counts),
-        "retries": sum(hook.retry_counts.values()),
+        "calls": calls,
+        "retries": retries,
+        "calls_by_day": calls_by_day,
+        "quota_waits": checkpoint["quota_waits"],
+        "read_at": checkpoint["read_at"],
     }
+
+
+def _read_checkpoint(folder: ObjectStoragePath) -> dict[str, Any] | None:
+    path = folder / CHECKPOINT
+    if not path.exists():
+        return None
+    with path.open("r", encoding="utf-8") as file:
+        return cast(dict[str, Any], json.load(file))
+
+
+def _write_checkpoint(folder: ObjectStoragePath, checkpoint: dict[str, Any]) -> None:
+    with (folder / CHECKPOINT).open("w", encoding="utf-8") as file:
+        json.dump(checkpoint, file, ensure_ascii=False)
 
 
 @timed
@@ -375,6 +469,8 @@ def summarise(
         "rejected_keys": rejected_keys,
         "api_calls": dict(sorted(calls.items())),
         "api_calls_total": sum(calls.values()),
+        "source_calls_by_day": extracted.get("calls_by_day", {}),
+        "quota_waits": extracted.get("quota_waits", 0),
         "http_retries": extracted.get("retries", 0),
         "seconds": timings,
     }

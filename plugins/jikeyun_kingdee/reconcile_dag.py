@@ -27,6 +27,7 @@ from jikeyun_kingdee.pools import TARGET_POOL_SLOTS, target_pool
 from jikeyun_kingdee.reconcile import CLASSES, describe, summarise
 from jikeyun_kingdee.scheme import Scheme
 from jikeyun_kingdee.wiring import (
+    SourceReadOperator,
     deadline_wiring,
     default_args,
     no_retry_on_fatal,
@@ -59,13 +60,16 @@ def repair_enabled(scheme: Scheme, context: Mapping[str, Any]) -> bool:
 # (hooks and the ledger are imported by the bodies that use them, not when the DAG file is parsed)
 
 
-def read_source_all(scheme: Scheme) -> dict[str, Any]:
-    """Read every source record and stage it."""
+def read_source_all(scheme: Scheme, resume: bool = False) -> dict[str, Any]:
+    """Read every source record and stage it (``resume``: go on from where the source's quota stopped the read).
+
+    :raises pipeline.SourceQuotaExhausted: the source's quota ran out (the task waits for it, deferred).
+    """
     from jikeyun_kingdee.hooks.jikeyun import JikeyunHook
 
     with no_retry_on_fatal():
         return reconcile_steps.read_source(scheme, JikeyunHook(scheme.source.connection),
-                                           reconcile_staging_folder(scheme))
+                                           reconcile_staging_folder(scheme), resume=resume)
 
 
 def read_target_all(scheme: Scheme) -> dict[str, Any]:
@@ -138,9 +142,6 @@ def report_reconcile(scheme: Scheme, source_read: dict[str, Any], target_read: d
 def _reconcile_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_args: dict[str, Any]) -> None:
     """``read_source, read_target → compare → should_repair → repair → report``."""
 
-    @task(task_id="read_source")
-    def read_source() -> dict[str, Any]:
-        return read_source_all(scheme)
 
     @task(task_id="read_target")
     def read_target() -> dict[str, Any]:
@@ -166,7 +167,8 @@ def _reconcile_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], repor
         return report_reconcile(scheme, source_read, target_read, compared, repaired)
 
     # each call returns an XComArg that stands for the task's return value downstream (hence Any)
-    source_read: Any = read_source()
+    # waits, deferred, when the source's quota is spent (wiring.SourceReadOperator)
+    source_read: Any = SourceReadOperator(task_id="read_source", scheme=scheme, read=read_source_all).output
     target_read: Any = read_target()
     compared: Any = compare(source_read, target_read)
     repaired: Any = repair(compared)

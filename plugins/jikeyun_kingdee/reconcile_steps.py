@@ -19,7 +19,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,22 +80,26 @@ def records_of(scheme: Scheme, rows: Iterable[dict[str, Any]]) -> Iterator[dict[
 
 
 @pipeline.timed
-def read_source(scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath) -> dict[str, Any]:
+def read_source(scheme: Scheme, hook: JikeyunHook, folder: ObjectStoragePath, *, resume: bool = False
+                ) -> dict[str, Any]:
     """Every source record, blocked and deleted included, through the sync's extract, transform and filter.
 
+    :param resume: go on from where a read the source's quota stopped left off (:func:`pipeline.extract`).
     :return: the staged items (``items``: load-item files), the transformed parts (every record's key, for
         telling Kingdee-only records from out-of-scope ones), the counts, and ``read_at``: when the read began (UTC,
-        ISO 8601; the repair leaves alone what a sync applied after it).
+        ISO 8601, the first part of a read the quota interrupted; the repair leaves alone what a sync applied after
+        it).
+    :raises pipeline.SourceQuotaExhausted: the source's quota ran out (what was read stays staged).
     """
-    read_at = datetime.now(timezone.utc)
-    extracted = pipeline.extract(scheme, hook, folder, None, None)
+    extracted = pipeline.extract(scheme, hook, folder, None, None, resume=resume)
     transformed = pipeline.transform(scheme, folder, extracted)
     filtered = pipeline.filter_rows(scheme, folder, transformed)
     counts = filtered["counts"]
     return {
-        "read_at": read_at.isoformat(),
+        "read_at": extracted["read_at"],
         "fetched": extracted["fetched"],
         "calls": extracted["calls"],
+        "quota_waits": extracted["quota_waits"],
         "parts": transformed["parts"],
         "rejects": transformed["rejects"],
         "rejected": transformed["rejected"],

@@ -22,6 +22,7 @@ import json
 import os
 import re
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -183,6 +184,37 @@ class OffsetPaging(_Model):
     style: Literal["offset"]
 
 
+class QuotaReset(_Model):
+    """When the source API's daily call quota comes back: every day at ``at`` in ``timezone`` (Jikeyun: Beijing
+    midnight, the day its quotas count by). A read that meets an exhausted quota waits until then.
+
+    :param at: the time of day (``"00:00"``, ``"00:05:30"``).
+    :param timezone: the zone of ``at``.
+    """
+
+    at: dt_time = dt_time(0, 0)
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            pendulum.timezone(value)
+        except Exception as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first reset strictly after ``moment`` (aware), in UTC."""
+        if moment.tzinfo is None:
+            raise ValueError("a quota reset needs an aware datetime")
+        local = pendulum.instance(moment).in_timezone(self.timezone)
+        reset = local.replace(hour=self.at.hour, minute=self.at.minute, second=self.at.second, microsecond=0)
+        if reset <= local:
+            reset = reset.add(days=1)
+        return reset.in_timezone("UTC")
+
+
 Paging = Annotated[TimeKeysetPaging | IdCursorPaging | ScrollPaging | OffsetPaging, Field(discriminator="style")]
 #: request parameters the paging sets itself
 PAGING_PARAMS = ("pageIndex", "pageSize")
@@ -195,7 +227,9 @@ class SourceSpec(_Model):
     ``windows``: one pass over the run's window per pair (empty: the API has no window, every run reads
     everything). ``time_format``: how window bounds are sent (``beijing``: ``yyyy-MM-dd HH:mm:ss`` Beijing time;
     ``epoch_ms``). ``max_window_days``: longer windows are read in slices of at most this span. ``request``: fixed
-    request parameters sent with every call, values as given. Today's ``list_key``, ``window`` and
+    request parameters sent with every call, values as given. ``quota_reset``: when an exhausted daily quota
+    comes back (Beijing midnight by default); the read waits for it, deferred, and goes on from where it stopped.
+    Today's ``list_key``, ``window`` and
     ``bizcontent`` are read as ``list_path``, ``windows`` and ``request``.
     """
 
@@ -209,6 +243,7 @@ class SourceSpec(_Model):
     time_format: Literal["beijing", "epoch_ms"] = "beijing"
     max_window_days: float | None = Field(None, gt=0)
     request: dict[str, Any] = {}
+    quota_reset: QuotaReset = QuotaReset()
     id_field: str = Field(min_length=1)
     deduplicate: bool = True
     record_model: str | None = None  # a key of RECORD_MODELS
@@ -297,19 +332,33 @@ class SourceSpec(_Model):
 class Lifecycle(_Model):
     """What becomes of source records that are blocked up or deleted.
 
-    A record is ``deleted`` when its deleted field is truthy (1, "1", true), else ``blocked`` when its blocked field
-    is, else ``active``. ``forbid`` stages the record so that load forbids it in the target (禁用) where it exists
-    (and never creates it); ``ignore`` drops it in filter, as the condition would.
+    A record is ``deleted`` when its deleted field is truthy (1, "1", true), else ``blocked`` when any of its
+    blocked fields is, else ``active``. ``blocked_field`` is one field or a list of them, for a source that blocks
+    up at two levels (goods: ``[isBlockup, skuIsBlockup]``, the goods' and the SKU's). ``forbid`` stages the record
+    so that load forbids it in the target (禁用) where it exists (and never creates it); ``ignore`` drops it in
+    filter, as the condition would.
     """
 
-    blocked_field: str = Field("isBlockup", min_length=1)
+    blocked_field: Annotated[str, Field(min_length=1)] | list[Annotated[str, Field(min_length=1)]] = "isBlockup"
     deleted_field: str = Field("isDelete", min_length=1)
     on_blocked: Literal["forbid", "ignore"] = "ignore"
     on_deleted: Literal["forbid", "ignore"] = "ignore"
 
+    @field_validator("blocked_field")
+    @classmethod
+    def _at_least_one_blocked_field(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one field")
+        return value
+
+    @property
+    def blocked_fields(self) -> list[str]:
+        """The blocked fields, as a list (any of them truthy: the record is blocked up)."""
+        return [self.blocked_field] if isinstance(self.blocked_field, str) else list(self.blocked_field)
+
     @property
     def fields(self) -> list[str]:
-        return [self.blocked_field, self.deleted_field]
+        return [*self.blocked_fields, self.deleted_field]
 
     @property
     def forbids(self) -> bool:

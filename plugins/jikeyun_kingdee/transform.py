@@ -61,13 +61,13 @@ def matches(condition: Sequence[Sequence[Comparison]], record: dict[str, Any]) -
 
 
 def lifecycle_state(lifecycle: Lifecycle | None, record: dict[str, Any]) -> State:
-    """``deleted`` when the deleted field is truthy (1, "1", true), else ``blocked`` when the blocked field is, else
+    """``deleted`` when the deleted field is truthy (1, "1", true), else ``blocked`` when any blocked field is, else
     ``active``; without a lifecycle every record is ``active``."""
     if lifecycle is None:
         return "active"
     if truthy(record.get(lifecycle.deleted_field)):
         return "deleted"
-    if truthy(record.get(lifecycle.blocked_field)):
+    if any(truthy(record.get(field)) for field in lifecycle.blocked_fields):
         return "blocked"
     return "active"
 

@@ -6,6 +6,7 @@ at parse time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -13,9 +14,18 @@ from typing import Any
 
 from jikeyun_kingdee import pipeline
 from jikeyun_kingdee.alerting import deadline_alert, sla_miss_callback
-from jikeyun_kingdee.compat import AIRFLOW_V3, AirflowFailException, ObjectStoragePath, get_current_context
+from jikeyun_kingdee.compat import (
+    AIRFLOW_V3,
+    AirflowFailException,
+    BaseOperator,
+    DateTimeTrigger,
+    ObjectStoragePath,
+    get_current_context,
+)
 from jikeyun_kingdee.scheme import AlertingConfig, Scheme
 from jikeyun_kingdee.staging import run_folder, staging_base
+
+log = logging.getLogger(__name__)
 
 
 def is_fatal(error: BaseException) -> bool:
@@ -111,3 +121,41 @@ def deadline_wiring(alerting: AlertingConfig) -> tuple[dict[str, Any], dict[str,
     if on_sla_miss is None or alerting.deadline_minutes is None:
         return {}, {}
     return {"sla_miss_callback": on_sla_miss}, {"sla": timedelta(minutes=alerting.deadline_minutes)}
+
+
+class SourceReadOperator(BaseOperator):
+    """A task that reads the scheme's source: ``read(scheme, resume)`` (the sync's extract, the reconcile's
+    read_source). When the source's call quota runs out (:class:`~jikeyun_kingdee.pipeline.SourceQuotaExhausted`:
+    what was read is staged, the position saved) the task defers — Airflow's own deferral, so it holds no worker
+    slot and burns no retry — until the quota comes back (:class:`~jikeyun_kingdee.compat.DateTimeTrigger` at the
+    scheme's ``source.quota_reset``, Beijing midnight by default, reckoned from the server's clock), then reads
+    again, going on from the saved position. It defers again if the quota is still spent.
+
+    The task always reads with ``resume=True``: a checkpoint in the run's folder (same run, same window) is where
+    the read goes on, also when a task retry or a cleared task follows a read the quota stopped, so quota already
+    spent is not spent again; without one the read starts afresh.
+
+    :param scheme: the scheme whose source the task reads.
+    :param read: a module-level function ``(scheme, resume) -> manifest``.
+    """
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, scheme: Scheme, read: Callable[[Scheme, bool], Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scheme, self.read = scheme, read
+
+    def execute(self, context: Any) -> Any:
+        return self._read()
+
+    def resume_read(self, context: Any, event: Any = None) -> Any:
+        """Where the task goes on when the quota's reset has come (``event``: the trigger's, unused)."""
+        return self._read()
+
+    def _read(self) -> Any:
+        try:
+            return self.read(self.scheme, True)
+        except pipeline.SourceQuotaExhausted as exc:
+            log.warning("%s: waiting, deferred, until %s", exc, exc.resets_at.isoformat())
+            self.defer(trigger=DateTimeTrigger(moment=exc.resets_at), method_name="resume_read")
+            raise  # not reached: defer raises TaskDeferred

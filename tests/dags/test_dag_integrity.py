@@ -97,3 +97,12 @@ def test_parsing_touches_no_network_or_database(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "jikeyun_kingdee_warehouse_I0134" in out.stdout
     assert not (tmp_path / "absent").exists()
+
+
+def test_goods_dag_shape(dagbag) -> None:
+    """The goods scheme ships as a sync DAG and a reconcile DAG, hourly in Asia/Shanghai like the warehouses."""
+    dag = dagbag.dags["jikeyun_kingdee_goods_I0134"]
+    expression, timezone = cron_of(dag.timetable)
+    assert expression == "0 * * * *" and "Asia/Shanghai" in timezone
+    assert set(dag.task_dict) == set(dagbag.dags["jikeyun_kingdee_warehouse_I0134"].task_dict)
+    assert "jikeyun_kingdee_goods_I0134_reconcile" in dagbag.dags

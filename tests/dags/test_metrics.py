@@ -188,3 +188,21 @@ def test_one_table_of_metrics_with_airflow_style_names() -> None:
         assert metric.legacy_name.startswith(name + ".") and set(metric.name_variables) <= set(metric.tags)
     legacy, extra = metrics.API_CALLS.legacy({"system": "jikeyun", "operation": "erp.warehouse.get", "outcome": "ok"})
     assert (legacy, extra) == ("jikeyun_kingdee.api.calls.jikeyun.erp__warehouse__get", {"outcome": "ok"})
+
+
+def test_source_calls_per_beijing_day_and_quota_waits(statsd: StatsdListener) -> None:
+    """A read that waited for the quota once sends its answered calls per Beijing day, and the wait."""
+    summary = {"source_calls_by_day": {"2026-11-08": {"erp.storage.goodslist": 1},
+                                       "2026-11-09": {"erp.storage.goodslist": 2}}, "quota_waits": 1}
+    with stats_to(statsd, STATSD_INFLUXDB_ENABLED="True"):
+        sent = metrics.emit_source_calls("jikeyun_kingdee_goods_I0134", summary)
+        metrics.emit_records("jikeyun_kingdee_goods_I0134", {"fetched": 3, "quota_waits": 1})
+    assert sent == {("2026-11-08", "erp.storage.goodslist"): 1, ("2026-11-09", "erp.storage.goodslist"): 2}
+    counters = statsd.counters()
+    day_calls = [name for name in counters if name.startswith("airflow.jikeyun_kingdee.source.day_calls,")]
+    assert sorted(counters[name] for name in day_calls) == [1, 2]
+    assert all("beijing_day=2026-11-0" in name and "dag_id=jikeyun_kingdee_goods_I0134" in name for name in day_calls)
+    legacy = "airflow.jikeyun_kingdee.source.day_calls.jikeyun_kingdee_goods_I0134.erp__storage__goodslist"
+    assert sum(v for name, v in counters.items() if name.startswith(legacy + ",")) == 3
+    assert counters["airflow.jikeyun_kingdee.source.quota_waits,dag_id=jikeyun_kingdee_goods_I0134"] == 1
+    assert not any("status=quota_waits" in name for name in counters)  # not a record count

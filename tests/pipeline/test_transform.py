@@ -110,6 +110,17 @@ def test_lifecycle_state_uses_the_scheme_fields_and_without_a_lifecycle_everythi
     assert lifecycle_state(None, {"isBlockup": 1, "isDelete": 1}) == "active"
 
 
+def test_lifecycle_with_two_blocked_fields_is_blocked_when_either_is() -> None:
+    goods = Lifecycle(blocked_field=["isBlockup", "skuIsBlockup"], on_blocked="forbid", on_deleted="forbid")
+    assert goods.fields == ["isBlockup", "skuIsBlockup", "isDelete"]
+    assert lifecycle_state(goods, {"isBlockup": 0, "skuIsBlockup": 0, "isDelete": 0}) == "active"
+    assert lifecycle_state(goods, {"isBlockup": 1, "skuIsBlockup": 0}) == "blocked"  # the goods
+    assert lifecycle_state(goods, {"isBlockup": 0, "skuIsBlockup": "1"}) == "blocked"  # the SKU alone
+    assert lifecycle_state(goods, {"skuIsBlockup": 1, "isDelete": 1}) == "deleted"
+    with pytest.raises(ValueError, match="at least one field"):
+        Lifecycle(blocked_field=[])
+
+
 @pytest.mark.parametrize(
     ("on_blocked", "on_deleted", "record", "staged"),
     [

@@ -113,7 +113,13 @@ class JikeyunFatalError(JikeyunError):
 class JikeyunQuotaExhausted(JikeyunError):
     """The method's daily or monthly call quota is used up (subCode ``0130000609``, 额度不足). Never retried by
     the hook — no retry within the quota period can succeed — and not fatal for the scheme: the calls come back
-    with the next quota period."""
+    with the next quota period.
+
+    :attr:`server_time`: the gateway's clock when it refused (its ``Date`` header), ``None`` without one: the
+    quota's day is the server's Beijing day, so the wait for its reset is reckoned from it.
+    """
+
+    server_time: datetime | None = None
 
 
 # ------------------------------------------------------------------------------------------- pure functions
@@ -169,6 +175,17 @@ def window_bounds(bizcontent: dict[str, Any]) -> str | None:
         if end_name != name and end_name in bizcontent:
             bounds.append(f"{start}~{bizcontent[end_name]}".replace(" ", "T"))
     return ",".join(bounds) or None
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as an aware datetime, ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -357,7 +374,11 @@ class JikeyunHook(ApiHook[JikeyunSettings]):
             envelope = response.json()
         except ValueError:
             raise JikeyunRetryableError(api_method, "answer is not JSON", http_status=status) from None
-        return classify_envelope(api_method, envelope)
+        try:
+            return classify_envelope(api_method, envelope)
+        except JikeyunQuotaExhausted as exc:
+            exc.server_time = http_date(response.headers.get("Date"))
+            raise
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         """Exponential back-off with jitter; a longer ``Retry-After`` wins."""

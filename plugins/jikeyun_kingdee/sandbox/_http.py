@@ -139,7 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = "application/json; charset=utf-8"
         if isinstance(reply.body, (str, bytes)):
             content_type = "text/plain; charset=utf-8"
-        headers = [("Server", self.version_string()), ("Date", self.date_time_string()),
+        date = reply.headers.pop("Date", None) or self.date_time_string()  # a sandbox with its own clock sets it
+        headers = [("Server", self.version_string()), ("Date", date),
                    ("Content-Type", reply.headers.pop("Content-Type", content_type)), *reply.headers.items(),
                    *(("Set-Cookie", cookie) for cookie in reply.cookies), ("Content-Length", str(len(payload)))]
         phrase = self.responses.get(reply.status, ("",))[0]

@@ -17,7 +17,9 @@ default, as the official interface list says; other methods unlimited, their quo
 sub-code ``0130000609`` 额度不足 once spent; ``calls_today`` counts them. ``quota`` is a budget of calls regardless
 of the day (a scripted fault). The clock (:class:`~jikeyun_kingdee.sandbox.jikeyun_common.SandboxClock`) is real
 time plus an offset that ``travel`` and ``advance_clock`` move, so tests cross Beijing midnight without sleeping;
-the signature's timestamp is still checked against real time, because clients sign with the real clock.
+the signature's timestamp is still checked against real time, because clients sign with the real clock. Every
+answer's ``Date`` header is the sandbox's clock, as a real server's is its own; ``travel-after-refusal`` moves the
+clock right after the next quota answer, as if the client had waited for the quota to reset.
 
 Scripting (in-process or ``POST /_sandbox/<command>``): warehouses ``add-warehouse``, ``modify-warehouse``,
 ``block-warehouse``, ``bulk-edit`` (many warehouses in one modification second, as a bulk action or an import gives
@@ -26,7 +28,7 @@ them), ``modify-during-paging`` (edit records between two page reads), ``warehou
 ``bulk-edit-skus``, ``modify-goods-during-paging``, ``goods``; trades ``add-trade``, ``edit-trade``, ``edit-line``,
 ``ship-trade``, ``complete-trade``, ``cancel-trade``, ``delete-trade``, ``modify-trades-during-paging``,
 ``expire-scrolls``, ``trades``; ``throttle``, ``quota``, ``daily-quota``, ``calls-today``, ``travel``,
-``advance-clock``, ``clock``. Generic transport faults come from
+``travel-after-refusal``, ``advance-clock``, ``clock``. Generic transport faults come from
 :class:`~jikeyun_kingdee.sandbox._http.SandboxServer`.
 """
 
@@ -42,6 +44,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -239,6 +242,7 @@ class JikeyunSandbox(SandboxServer):
         self._calls_per_second: float | None = None
         self._recent: deque[float] = deque()
         self._paging_modification: dict[str, Any] | None = None
+        self._refusal_travel: datetime | None = None
         self._context_ids = iter(range(2376343924312736512, 2**63))
 
     # -- dataset --------------------------------------------------------------------------------------
@@ -349,6 +353,9 @@ class JikeyunSandbox(SandboxServer):
 
     # -- protocol -------------------------------------------------------------------------------------
     def handle(self, request: Request) -> Reply:
+        """One API call. Every answer carries the sandbox's clock in its ``Date`` header, as a server's carries
+        its own (clients read the quota day from it)."""
+        headers = {"Date": formatdate(self.clock.now().timestamp(), usegmt=True)}
         params = dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
         method = params.get("method", "")
         self.last_request = {"params": params, "headers": request.headers, "path": request.path}
@@ -368,12 +375,26 @@ class JikeyunSandbox(SandboxServer):
             data = handler(bizcontent)
         except ApiFailure as failure:
             self.count(f"{method}:{failure.sub_code}")
+            if failure.sub_code == QUOTA_EXHAUSTED:
+                self._travel_after_refusal()
             return Reply(body={"code": 0, "msg": f"[{failure.sub_code}]{failure.msg}", "subCode": failure.sub_code,
-                               "result": {"data": None, "contextId": self._context_id()}})
+                               "result": {"data": None, "contextId": self._context_id()}}, headers=headers)
         sub_code, msg = self.success.get(method, ("", ""))
         body = {"code": "200" if self.code_as_string else 200, "msg": msg, "subCode": sub_code,
                 "result": {"data": data, "contextId": self._context_id()}}
-        return Reply(body=body)
+        return Reply(body=body, headers=headers)
+
+    def travel_after_refusal(self, to: datetime | None) -> None:
+        """One-shot: right after the next quota answer (额度不足), the clock jumps to ``to`` — as if the client had
+        waited until then (e.g. the next Beijing midnight), without a test sleeping. ``None`` cancels it."""
+        with self._lock:
+            self._refusal_travel = to
+
+    def _travel_after_refusal(self) -> None:
+        with self._lock:
+            to, self._refusal_travel = self._refusal_travel, None
+        if to is not None:
+            self.clock.travel(to)
 
     def _context_id(self) -> str:
         with self._lock:
@@ -513,6 +534,7 @@ class JikeyunSandbox(SandboxServer):
             "daily-quota": lambda: self.set_daily_quota(**payload),
             "calls-today": self.calls_today,
             "travel": lambda: self.travel(**payload).isoformat(),
+            "travel-after-refusal": lambda: self.travel_after_refusal(**payload),
             "advance-clock": lambda: self.advance_clock(**payload).isoformat(),
             "clock": lambda: {"now": self.clock.now().isoformat(), "beijing_day": self.clock.beijing_day().isoformat()},
         }
