@@ -397,6 +397,7 @@ class TargetSpec(_Model):
 
     system: Literal["kingdee"] = "kingdee"
     connection: str = "kingdee_default"
+    kind: Literal["base_data", "document"] = "base_data"
     form_id: str = Field(min_length=1)
     organisation: str = Field(min_length=1)
     organisation_field: str = Field("FUseOrgId", min_length=1)
@@ -456,6 +457,20 @@ class TargetSpec(_Model):
     def organisation_key(self) -> str:
         """The ExecuteBillQuery key of the organisation: ``<organisation_field>.FNumber``."""
         return reference_key(self.organisation_field)
+
+
+class BaseDataSpec(_Model):
+    """What a document scheme (``target.kind: document``) waits for: the base-data schemes its fields reference.
+
+    :param schemes: names of the base-data schemes (same folder) whose run for the same window the load waits for
+    :param wait_minutes: how long the load waits for those runs at most (deferred, no worker slot), then goes on:
+        documents whose references are still missing are kept ``waiting`` and retried by later runs
+    :param max_wait_hours: alert when a document has waited for base data longer than this
+    """
+
+    schemes: list[str] = []
+    wait_minutes: int = Field(30, ge=0)
+    max_wait_hours: float = Field(24, gt=0)
 
 
 class ReconcileSpec(_Model):
@@ -533,6 +548,7 @@ class Scheme(_Model):
     target: TargetSpec
     lookups: dict[str, LookupSpec] = {}
     lifecycle: Lifecycle | None = None
+    base_data: BaseDataSpec | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -552,6 +568,17 @@ class Scheme(_Model):
     @model_validator(mode="after")
     def _fields_know_the_lookups(self) -> Scheme:
         self.target.bind(self.lookups)
+        return self
+
+    @model_validator(mode="after")
+    def _documents_wait_for_base_data(self) -> Scheme:
+        if self.target.kind == "document":
+            if self.lifecycle is not None:
+                raise ValueError("lifecycle: a document is posted once and never forbidden; filter it by condition")
+            if self.base_data is None:
+                object.__setattr__(self, "base_data", BaseDataSpec())
+        elif self.base_data is not None:
+            raise ValueError("base_data: only a document scheme (target.kind: document) waits for base data")
         return self
 
     @property
