@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jikeyun_kingdee import lineage, metrics, pipeline, reconcile_dag
+from jikeyun_kingdee import lineage, metrics, order, pipeline, reconcile_dag
 from jikeyun_kingdee.alerting import AlertDeliveryError, failure_callbacks, notify_rejects
 from jikeyun_kingdee.compat import (
     DAG,
@@ -181,6 +181,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     transformed: Any = transform(extracted)
     filtered: Any = filter_rows(transformed)
     checked: Any = check_target(filtered)
+    order.wait_for_base_data(scheme, before=checked)  # a document's writes wait for the base-data runs (deferred)
     chunks: Any = load_chunks(filtered)
     checked >> chunks
     loaded: Any = load.expand(chunk=chunks)
@@ -224,15 +225,21 @@ def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DA
     """
     dags: dict[str, DAG] = {}
     errors: list[str] = []
+    loaded: dict[str, tuple[Path, Scheme]] = {}
     for path in scheme_files(folder):
         try:
             scheme = load_scheme(path)
-            if scheme.dag_id in dags:
+            if scheme.name in loaded:
                 raise SchemeError(f"{path}: name: {scheme.name!r} is used by another scheme file")
-            dags[scheme.dag_id] = build_dag(scheme)
-            dags[scheme.reconcile_dag_id] = reconcile_dag.build_reconcile_dag(scheme)
+            loaded[scheme.name] = (path, scheme)
         except SchemeError as exc:
             errors.append(str(exc))
+    unordered = order.reference_errors(loaded)  # documents waiting for base-data runs that cannot come: not built
+    errors.extend(unordered.values())
+    for name, (_, scheme) in loaded.items():
+        if name not in unordered:
+            dags[scheme.dag_id] = build_dag(scheme)
+            dags[scheme.reconcile_dag_id] = reconcile_dag.build_reconcile_dag(scheme)
     if errors:
         dags["jikeyun_kingdee_broken_schemes"] = BrokenSchemes(errors)
     if dags_file:
