@@ -49,8 +49,8 @@ def base_data_dag_id(base_data_scheme: str) -> str:
 
 def reference_errors(schemes: Mapping[str, tuple[Path, Scheme]]) -> dict[str, str]:
     """The document schemes whose ``base_data.schemes`` cannot be waited for, each with its error naming the file and
-    the field: a name that is no valid scheme of the folder, a scheme that is not base data, or one on another
-    schedule or time zone (its runs' logical dates would not match the document's).
+    the field: a name given twice, a name that is no valid scheme of the folder, a scheme that is not base data, or
+    one on another schedule or time zone (its runs' logical dates would not match the document's).
 
     :param schemes: the folder's valid schemes by name, with their files.
     """
@@ -58,8 +58,9 @@ def reference_errors(schemes: Mapping[str, tuple[Path, Scheme]]) -> dict[str, st
     for name, (path, scheme) in schemes.items():
         if scheme.base_data is None:
             continue
-        problems = []
-        for referenced in scheme.base_data.schemes:
+        problems = [f"{twice!r} is named twice" for twice in sorted(
+            {n for n in scheme.base_data.schemes if scheme.base_data.schemes.count(n) > 1})]
+        for referenced in dict.fromkeys(scheme.base_data.schemes):
             if referenced not in schemes:
                 problems.append(f"{referenced!r} is not a valid scheme of {path.parent}")
                 continue

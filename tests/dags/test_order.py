@@ -194,6 +194,7 @@ class NeverTrigger(BaseTrigger):
     (["goods_elsewhere"], "'goods_elsewhere' is not a valid scheme of"),
     ([BASE], f"'{BASE}' runs on schedule '30 2 * * *'"),
     ([DOCUMENT], f"'{DOCUMENT}' is not a base-data scheme"),
+    ([BASE, BASE], f"'{BASE}' is named twice"),
 ])
 def test_a_document_naming_a_base_data_scheme_it_cannot_wait_for_is_an_import_error(
         airflow_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits_for: list[str], error: str) -> None:
