@@ -132,7 +132,7 @@ def load_staged_chunk(scheme: Scheme, chunk: LoadChunk, base_schemes: Sequence[S
         base = {form: BaseData(form, target.organisation if spec and form in spec.organisation_forms else None,
                                ledgers.enter_context(SyncLedger(writers[form].name)) if form in writers else None)
                 for form in target.field_map.referenced_forms}
-        return load_documents(scheme, hook, ledger, folder, chunk, context["run_id"], base)
+        return load_documents(scheme, hook, ledger, folder, chunk, context["run_id"], base, run_time(context))
 
 
 def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifest]) -> RunSummary:
@@ -172,15 +172,19 @@ def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifes
     return summary
 
 
+def run_time(context: Mapping[str, Any]) -> datetime:
+    """The time of a run: the end of its window (now for a full read)."""
+    return run_window(context)[1] or datetime.now(timezone.utc)
+
+
 def overdue_documents(scheme: Scheme, context: Mapping[str, Any]) -> dict[str, str]:
     """key → since (ISO) of the documents waiting for base data longer than ``base_data.max_wait_hours``, as of the
-    end of the run's window (a backfill judges its own time)."""
+    run's time (:func:`run_time`: a backfill judges in its windows' time)."""
     if scheme.base_data is None:
         return {}
     from jikeyun_kingdee.ledger import SyncLedger
 
-    now = max(filter(None, [run_window(context)[1], datetime.now(timezone.utc)]))
-    limit = now - timedelta(hours=scheme.base_data.max_wait_hours)
+    limit = run_time(context) - timedelta(hours=scheme.base_data.max_wait_hours)
     with SyncLedger(scheme.name) as ledger:
         return {key: w.since.isoformat() for key, w in ledger.waiting().items() if w.since < limit}
 

@@ -35,6 +35,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from jikeyun_kingdee.compat import ObjectStoragePath
@@ -141,9 +142,9 @@ class DocumentLoad:
     """One chunk's load of documents (see the module docstring); results by item position."""
 
     def __init__(self, scheme: Scheme, hook: KingdeeHook, ledger: SyncLedger, base: Mapping[str, BaseData],
-                 run_id: str) -> None:
+                 run_id: str, now: datetime) -> None:
         self.scheme, self.target, self.hook, self.ledger, self.base = scheme, scheme.target, hook, ledger, base
-        self.run_id = run_id
+        self.run_id, self.now = run_id, now
         self.field_map: FieldMap = scheme.target.field_map
         self.results: dict[int, LoadResult] = {}
         self.waiting: dict[str, tuple[LoadItem, list[str]]] = {}
@@ -195,7 +196,7 @@ class DocumentLoad:
         to_post += self.arrived(items, recheck, waiting)
         for batch in chunked(sorted(to_post), self.target.rows_per_batch):
             self.post(items, batch, entries)
-        self.ledger.keep_waiting(self.waiting)
+        self.ledger.keep_waiting(self.waiting, self.now)
         self.ledger.release(self.released - set(self.waiting))
 
     def arrived(self, items: list[LoadItem], recheck: list[int], waiting: Mapping[str, Waiting]) -> list[int]:
@@ -338,11 +339,14 @@ class DocumentLoad:
 
 def load_documents(
     scheme: Scheme, hook: KingdeeHook, ledger: SyncLedger, folder: ObjectStoragePath, chunk: LoadChunk,
-    run_id: str, base: Mapping[str, BaseData],
+    run_id: str, base: Mapping[str, BaseData], now: datetime,
 ) -> LoadManifest:
-    """Post one chunk's documents (see the module docstring); results to ``<folder>/load/chunk-<n>.ndjson``."""
+    """Post one chunk's documents (see the module docstring); results to ``<folder>/load/chunk-<n>.ndjson``.
+
+    :param now: the run's time (its window's end): when a document that starts to wait began waiting
+    """
     items = [cast(LoadItem, item) for item in read_ndjson(chunk["items"])]  # staged by filter as LoadItems
-    load = DocumentLoad(scheme, hook, ledger, base, run_id)
+    load = DocumentLoad(scheme, hook, ledger, base, run_id, now)
     load.run(items)
     results = [load.results[p] for p in range(len(items))]
     out = folder / "load"

@@ -249,11 +249,13 @@ class SyncLedger:
         return {key: Waiting(json.loads(item), json.loads(lacks), _utc(since), _utc(checked_at))
                 for key, item, lacks, since, checked_at in rows if wanted is None or key in wanted}
 
-    def keep_waiting(self, waiting: Mapping[str, tuple[Mapping[str, Any], list[str]]]) -> None:
-        """Record documents as waiting: key → (LoadItem, what it lacks); one already waiting keeps its ``since``."""
+    def keep_waiting(self, waiting: Mapping[str, tuple[Mapping[str, Any], list[str]]], now: datetime) -> None:
+        """Record documents as waiting: key → (LoadItem, what it lacks); one already waiting keeps its ``since``.
+
+        :param now: the run's time (the end of its window: a backfill waits in its windows' time)
+        """
         if not waiting:
             return
-        now = datetime.now(timezone.utc)
         known = self.waiting(waiting)
         table = waiting_table.c
         with self.engine.begin() as conn:

@@ -219,6 +219,29 @@ def test_a_scroll_that_expires_mid_read_reads_its_slice_again(dags, world, jikey
     assert jikeyun.calls[TRADES_METHOD] - calls <= 2 * math.ceil((253 + 1) / 200) + 1
 
 
+def test_a_document_waiting_longer_than_max_wait_hours_is_overdue(dags, world, kingdee) -> None:
+    waiting = world["unknown_shop"]["tradeNo"]
+    result = summary(run(dags, SYNC_DAG_ID, hour(13)))
+    assert waiting in result["waiting"] and result["overdue"] == {}  # waiting since hour 2: not 24 hours yet
+    result = summary(run(dags, SYNC_DAG_ID, hour(2 + 25)))  # a window a day later (travel, no sleep)
+    assert list(result["overdue"]) == [waiting]
+    # the customer arrives: the next run posts it, and it waits no more
+    kingdee.seed("BD_Customer", [{"FNumber": "DY001", "FName": "依然抖音小店", "FCreateOrgId": ORG,
+                                  "FUseOrgId": ORG}])
+    result = summary(run(dags, SYNC_DAG_ID, hour(2 + 26)))
+    assert result["created"] == 1 and result["waiting"] == {} and result["overdue"] == {}
+    assert_posted_as_mapped(kingdee, world["unknown_shop"])
+
+
+def test_the_reconcile_reports_and_never_writes(dags, world, kingdee) -> None:
+    from tests.support.trades import RECONCILE_DAG_ID
+
+    before = writes(kingdee)
+    dr = run_dag_test(dags[RECONCILE_DAG_ID], hour(2 + 27))
+    assert states(dr)["repair"] in ("skipped", "success"), states(dr)
+    assert writes(kingdee) == before
+
+
 def test_no_secret_in_staged_files_ledger_or_xcom(dags, world, staging) -> None:
     from tests.support.trades import JIKEYUN_SECRET, KINGDEE_PASSWORD
 
