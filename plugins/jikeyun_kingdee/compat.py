@@ -21,6 +21,11 @@ Everything else imports Airflow names from here and is written for Airflow 3. Wh
 * imports of the operator base and the time trigger (a task waiting for a quota defers with it):
   ``airflow.sdk.BaseOperator`` and the standard provider's ``DateTimeTrigger`` → ``airflow.models.baseoperator``,
   ``airflow.triggers.temporal``;
+* the wait of a document's load for the base-data DAGs' runs (:mod:`jikeyun_kingdee.order`): ``ExternalTaskSensor``
+  and its ``WorkflowTrigger`` come from the standard provider on Airflow 3 (``airflow.providers.standard``), from
+  ``airflow.sensors.external_task`` on Airflow 2; ``AirflowSkipException`` from ``airflow.sdk.exceptions`` or
+  ``airflow.exceptions``. (Airflow 2's sensor defers with the task's ``execution_timeout``, Airflow 3's with its
+  ``timeout``: :class:`jikeyun_kingdee.order.BaseDataRunSensor` sets the deferral's timeout itself, the same on both);
 * running a DAG in-process, for the demo and the tests, differs too: those helpers are in
   :mod:`jikeyun_kingdee.local_runs` (the package's tasks never need them).
 """
@@ -60,7 +65,7 @@ if AIRFLOW_V3:
         get_current_context,
         task,
     )
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
     from airflow.sdk.log import mask_secret
 
     try:  # 3.2+
@@ -72,7 +77,7 @@ if AIRFLOW_V3:
 else:  # Airflow 2.11
     from airflow.configuration import conf
     from airflow.decorators import task
-    from airflow.exceptions import AirflowException, AirflowFailException
+    from airflow.exceptions import AirflowException, AirflowFailException, AirflowSkipException
     from airflow.hooks.base import BaseHook
     from airflow.io.path import ObjectStoragePath
     from airflow.models.dag import DAG
@@ -105,6 +110,12 @@ BaseOperator: Any = _first_found(("airflow.sdk", "BaseOperator"), ("airflow.mode
 DateTimeTrigger: Any = _first_found(("airflow.providers.standard.triggers.temporal", "DateTimeTrigger"),
                                     ("airflow.triggers.temporal", "DateTimeTrigger"))
 
+# a sensor of another DAG's runs (deferrable: its trigger polls in the triggerer), and the base of triggers
+ExternalTaskSensor: Any = _first_found(("airflow.providers.standard.sensors.external_task", "ExternalTaskSensor"),
+                                       ("airflow.sensors.external_task", "ExternalTaskSensor"))
+BaseTrigger: Any = _first_found(("airflow.sdk", "BaseTrigger"), ("airflow.triggers.base", "BaseTrigger"))
+TriggerEvent: Any = _first_found(("airflow.sdk", "TriggerEvent"), ("airflow.triggers.base", "TriggerEvent"))
+
 
 @functools.cache
 def legacy_metric_names_on() -> bool:
@@ -136,18 +147,22 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "AirflowSkipException",
     "Asset",
     "AsyncCallback",
     "BaseHook",
     "BaseNotifier",
     "BaseOperator",
+    "BaseTrigger",
     "CronDataIntervalTimetable",
     "DateTimeTrigger",
     "DeadlineAlert",
     "DeadlineReference",
+    "ExternalTaskSensor",
     "ObjectStoragePath",
     "Param",
     "Stats",
+    "TriggerEvent",
     "conf",
     "get_current_context",
     "legacy_metric_names_on",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
-from jikeyun_kingdee import lineage, metrics, pipeline, reconcile_dag
+from jikeyun_kingdee import lineage, metrics, order, pipeline, reconcile_dag
 from jikeyun_kingdee.alerting import AlertDeliveryError, failure_callbacks, notify_documents, notify_rejects
 from jikeyun_kingdee.compat import (
     DAG,
@@ -233,6 +233,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     transformed: Any = transform(extracted)
     filtered: Any = filter_rows(transformed)
     checked: Any = check_target(filtered)
+    order.wait_for_base_data(scheme, before=checked)  # a document's writes wait for the base-data runs (deferred)
     chunks: Any = load_chunks(filtered)
     checked >> chunks
     loaded: Any = load.expand(chunk=chunks)
@@ -276,21 +277,22 @@ def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DA
     """
     dags: dict[str, DAG] = {}
     errors: list[str] = []
-    schemes: dict[str, tuple[Path, Scheme]] = {}
+    loaded: dict[str, tuple[Path, Scheme]] = {}
     for path in scheme_files(folder):
         try:
             scheme = load_scheme(path)
-            if scheme.name in schemes:
+            if scheme.name in loaded:
                 raise SchemeError(f"{path}: name: {scheme.name!r} is used by another scheme file")
-            schemes[scheme.name] = (path, scheme)
+            loaded[scheme.name] = (path, scheme)
         except SchemeError as exc:
             errors.append(str(exc))
-    for path, scheme in schemes.values():
-        try:
-            dags[scheme.dag_id] = build_dag(scheme, _base_schemes(path, scheme, schemes))
+    unordered = order.reference_errors(loaded)  # documents waiting for base-data runs that cannot come: not built
+    errors.extend(unordered.values())
+    for name, (_, scheme) in loaded.items():
+        if name not in unordered:
+            base = [loaded[b][1] for b in scheme.base_data.schemes] if scheme.base_data else []
+            dags[scheme.dag_id] = build_dag(scheme, base)
             dags[scheme.reconcile_dag_id] = reconcile_dag.build_reconcile_dag(scheme)
-        except SchemeError as exc:
-            errors.append(str(exc))
     if errors:
         dags["jikeyun_kingdee_broken_schemes"] = BrokenSchemes(errors)
     if dags_file:
@@ -298,16 +300,3 @@ def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DA
             dag.fileloc = str(dags_file)
     return dags
 
-
-def _base_schemes(path: Path, scheme: Scheme, schemes: Mapping[str, tuple[Path, Scheme]]) -> list[Scheme]:
-    """The base-data schemes a document scheme names (``base_data.schemes``), from the same folder."""
-    names = scheme.base_data.schemes if scheme.base_data else []
-    unknown = [name for name in names if name not in schemes]
-    if unknown:
-        raise SchemeError(f"{path}: base_data.schemes: {', '.join(unknown)} is not a scheme of this folder "
-                          f"(known: {', '.join(sorted(schemes))})")
-    found = [schemes[name][1] for name in names]
-    documents = [s.name for s in found if s.target.kind == "document"]
-    if documents:
-        raise SchemeError(f"{path}: base_data.schemes: {', '.join(documents)} is a document scheme, not base data")
-    return found
