@@ -11,20 +11,21 @@ Per load chunk, for each staged item, what the ledger knows decides first, witho
 * waiting for base data that cannot have arrived (every reference it lacks belongs to a base-data scheme whose
   ledger still does not know it as written and active): ``waiting`` again.
 
-The others are posted in batches of ``rows_per_batch``, each batch at most:
+The others are posted in look-up batches of ``lookup_limit``, each at most:
 
 1. one ExecuteBillQuery of its numbers (``number_field in (…)`` in the organisation): a number found is ``exists``,
    unless the ledger says this package was sending it (written before the BatchSave): then the earlier send did
    commit (a crash or a lost answer after Kingdee committed) and it is adopted as ``created`` — never sent twice;
-2. one ExecuteBillQuery per referenced base-data form, for the numbers the base-data schemes' ledgers do not know as
-   written and active (none when they know them all); a document with a reference that is missing, forbidden or not
-   audited is ``waiting`` (kept in the ledger database with what it lacks) and not sent;
-3. one BatchSave of the ready documents (``IsAutoSubmitAndAudit`` with ``approval: auto``, the target's
-   ``save_options`` such as ``InterationFlags``), outcomes by ``DIndex``; Kingdee's own refusal of a reference
-   (``字段“物料”是必填项``) is ``waiting`` too, not ``rejected``.
+2. one ExecuteBillQuery per referenced base-data form, for the numbers neither the base-data schemes' ledgers know
+   as written and active nor this load found already (none when they know them all); a document with a reference
+   that is missing, forbidden or not audited is ``waiting`` (kept in the ledger database with what it lacks) and
+   not sent;
+3. ⌈d/B⌉ BatchSave of the d ready documents, ``rows_per_batch`` each (``IsAutoSubmitAndAudit`` with
+   ``approval: auto``, the target's ``save_options`` such as ``InterationFlags``), outcomes by ``DIndex``;
+   Kingdee's own refusal of a reference (``字段“物料”是必填项``) is ``waiting`` too, not ``rejected``.
 
-So d new documents cost 1 + (referenced forms the ledgers do not vouch for) + ⌈d/B⌉ calls per batch, and a
-rerun, a cleared task or a backfill over old windows costs none: the ledger knows every number it posted.
+So d new documents cost ⌈d/L⌉ + (forms with numbers no ledger vouches for) + ⌈d/B⌉ calls, and a rerun, a cleared
+task or a backfill over old windows costs none: the ledger knows every number it posted.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ class DocumentLoad:
         self.results: dict[int, LoadResult] = {}
         self.waiting: dict[str, tuple[LoadItem, list[str]]] = {}
         self.released: set[str] = set()
+        self.known: dict[str, set[str]] = {}  # form → numbers found ready by this load (asked once)
 
     @property
     def in_organisation(self) -> str:
@@ -194,7 +196,7 @@ class DocumentLoad:
             else:
                 to_post.append(position)
         to_post += self.arrived(items, recheck, waiting)
-        for batch in chunked(sorted(to_post), self.target.rows_per_batch):
+        for batch in chunked(sorted(to_post), self.target.lookup_limit):
             self.post(items, batch, entries)
         self.ledger.keep_waiting(self.waiting, self.now)
         self.ledger.release(self.released - set(self.waiting))
@@ -248,8 +250,8 @@ class DocumentLoad:
                 self.result(p, items[p], "waiting", message="; ".join(lacks))
             else:
                 ready.append(p)
-        if ready:
-            self.save(items, ready)
+        for group in chunked(ready, self.target.rows_per_batch):
+            self.save(items, group)
 
     def numbers_in_kingdee(self, numbers: list[str]) -> dict[str, int]:
         """number → Kingdee id of the documents among ``numbers`` in the organisation (one query)."""
@@ -274,15 +276,15 @@ class DocumentLoad:
     def ready(self, form: str, numbers: set[str]) -> set[str]:
         """The numbers of ``form`` that documents may reference: vouched for by a ledger, or found by one query."""
         base = self.base.get(form, BaseData(form))
-        vouched = base.vouched(numbers)
-        unknown = sorted(numbers - vouched)
-        if not unknown:
-            return vouched
-        where = in_filter(BASE_NUMBER, unknown)
-        if base.organisation:
-            where += f" and {organisation_filter('FUseOrgId', base.organisation)}"
-        records = self.hook.query(form, [BASE_NUMBER, DOCUMENT_STATUS, FORBID_STATUS], where)
-        return vouched | {str(r[BASE_NUMBER]) for r in records if is_audited(r) and not is_forbidden(r)}
+        known = self.known.setdefault(form, set())
+        known |= base.vouched(numbers - known)
+        for unknown in chunked(sorted(numbers - known), self.target.lookup_limit):
+            where = in_filter(BASE_NUMBER, unknown)
+            if base.organisation:
+                where += f" and {organisation_filter('FUseOrgId', base.organisation)}"
+            records = self.hook.query(form, [BASE_NUMBER, DOCUMENT_STATUS, FORBID_STATUS], where)
+            known |= {str(r[BASE_NUMBER]) for r in records if is_audited(r) and not is_forbidden(r)}
+        return known & numbers
 
     def applied(self, item: LoadItem, record_id: int | None) -> Applied:
         return Applied(item["modified"], record_id, row_hash(item["row"]), "active",
