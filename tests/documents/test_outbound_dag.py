@@ -61,7 +61,7 @@ def trade(jikeyun, kingdee, at, *, lines: int | list[str] = 2, status: int = 600
     warehouse = active_warehouse(jikeyun, kingdee)
     return jikeyun.trades.add_trade(lines=[{"barcode": b, "goodsMemo": ""} for b in barcodes], status=status,
                                     modified_at=at, shopcode=shop, warehouseCode=warehouse["warehouseCode"],
-                                    warehouseId=warehouse["warehouseId"], **fields)
+                                    warehouseId=warehouse["warehouseId"], **{"isDelete": 0, **fields})
 
 
 def assert_posted_as_mapped(kingdee, trade_: dict[str, Any]) -> None:
