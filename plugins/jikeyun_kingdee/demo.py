@@ -5,8 +5,10 @@ fresh Airflow metadata database under ``.demo/`` (and the target pools), runs th
 ``include/schemes/warehouse_I0134.yaml`` twice with ``dag.test()`` — the initial full load, then one hourly window in
 which warehouses were added, renamed and blocked up — then its reconcile DAG after a hand edit in Kingdee; then the
 goods DAG of ``include/schemes/goods_I0134.yaml`` (Jikeyun goods → BD_MATERIAL): its initial load and one hourly
-window (a goods renamed, a SKU's unit changed, a SKU blocked up). It prints each run's summary and what now stands
-in the Kingdee sandbox.
+window (a goods renamed, a SKU's unit changed, a SKU blocked up); then the sales outbound DAG of
+``include/schemes/sales_outbound_I0134.yaml`` (shipped trades → SAL_OUTSTOCK) over the same hour, after the base-data
+runs it waits for: three shipped trades posted, one waiting for a customer Kingdee lacks, one not shipped yet. It
+prints each run's summary and what now stands in the Kingdee sandbox.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MODIFIED_TO = datetime(2026, 11, 1, tzinfo=timezone.utc)
 SCHEME_FILE = "warehouse_I0134.yaml"  # the DAGs run are these schemes'
 GOODS_SCHEME_FILE = "goods_I0134.yaml"
+OUTBOUND_SCHEME_FILE = "sales_outbound_I0134.yaml"
 
 
 def configure_airflow(home: Path, dags_folder: Path) -> None:
@@ -136,6 +139,43 @@ def sync_goods(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: Kingde
     return [initial, hourly]
 
 
+def sync_documents(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox, window_end: datetime,
+                   show: int) -> list[Any]:
+    """The sales outbound scheme over the hour ending at ``window_end`` (the base-data runs of that hour are done):
+    trades over active warehouses and materials; returns the DAG run."""
+    from jikeyun_kingdee.local_runs import run_dag
+    from jikeyun_kingdee.scheme import load_scheme
+
+    scheme = load_scheme(schemes / OUTBOUND_SCHEME_FILE)
+    stocks = {s["FNumber"] for s in kingdee.stocks(org="I0134") if s["FForbidStatus"] == "A"}
+    warehouse = next(w for w in jikeyun.warehouses.values() if w["warehouseCode"] in stocks)
+    materials = sorted(m["FNumber"] for m in kingdee.records("BD_MATERIAL", org="I0134")
+                       if m["FDocumentStatus"] == "C" and m["FForbidStatus"] == "A")
+    at = window_end - timedelta(minutes=15)
+
+    def trade(shop: str, lines: list[str], status: int = 6000) -> dict[str, Any]:
+        return jikeyun.trades.add_trade(lines=[{"barcode": b, "goodsMemo": ""} for b in lines], status=status,
+                                        modified_at=at, shopcode=shop, isDelete=0,
+                                        warehouseCode=warehouse["warehouseCode"], warehouseId=warehouse["warehouseId"])
+
+    trades = [trade("TM001", materials[:2]), trade("JD001", materials[2:5]), trade("PF001", materials[5:6]),
+              trade("DY001", materials[6:7]), trade("TM001", materials[7:8], status=4110)]
+    print(f"\nSales outbound: {len(trades)} trades in the hour (3 shipped, 1 shipped from shop DY001 whose customer "
+          "Kingdee lacks, 1 not shipped yet)")
+    run = run_dag(bag.get_dag(scheme.dag_id), window_end)
+    print_run("sales outbound: the hourly window, after the base-data runs of the same hour", run)
+    documents = kingdee.records("SAL_OUTSTOCK", org="I0134")
+    print(f"\nKingdee SAL_OUTSTOCK of I0134: {len(documents)} documents")
+    for doc in documents[:show]:
+        lines = ", ".join(f"{e['FMaterialID'].get('FNumber') if isinstance(e['FMaterialID'], dict) else e['FMaterialID']}"
+                          f"×{e['FRealQty']}" for e in doc["FEntity"])
+        customer = doc["FCustomerID"].get("FNumber") if isinstance(doc["FCustomerID"], dict) else doc["FCustomerID"]
+        print(f"   {doc['FBillNo']:<18} {doc['FDocumentStatus']}  customer {customer:<8} {lines}")
+    for key, lacks in (summary_of(run).get("waiting") or {}).items():
+        print(f"   waiting: {key} lacks {lacks}")
+    return [run]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=Path(".demo"), help="embedded AIRFLOW_HOME (recreated)")
@@ -193,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         print_kingdee(kingdee, args.show)
         goods_runs = sync_goods(bag, default_schemes_folder(dags_folder / "demo.py"), jikeyun, kingdee,
                                 first_window_end, args.show)
-    ok = all(run.state == "success" for run in (initial, hourly, reconciled, *goods_runs))
+        document_runs = sync_documents(bag, default_schemes_folder(dags_folder / "demo.py"), jikeyun, kingdee,
+                                       first_window_end + timedelta(hours=1), args.show)
+    ok = all(run.state == "success" for run in (initial, hourly, reconciled, *goods_runs, *document_runs))
     print(f"\nDemo {'succeeded' if ok else 'FAILED'}; staged files under {home / 'staging'}")
     return 0 if ok else 1
 

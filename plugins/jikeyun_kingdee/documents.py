@@ -51,6 +51,7 @@ from jikeyun_kingdee.kingdee_forms import (
     organisation_filter,
 )
 from jikeyun_kingdee.ledger import POSTED_ELSEWHERE, SENDING, Applied, Waiting, row_hash
+from jikeyun_kingdee.pipeline import timed
 from jikeyun_kingdee.staging import read_ndjson, write_ndjson
 from jikeyun_kingdee.upsert import is_duplicate_number
 from jikeyun_kingdee.values import same_value
@@ -339,6 +340,7 @@ class DocumentLoad:
         return lacks_text((form or "", n) for n in numbers) or [f"{field} (refused by Kingdee)"]
 
 
+@timed
 def load_documents(
     scheme: Scheme, hook: KingdeeHook, ledger: SyncLedger, folder: ObjectStoragePath, chunk: LoadChunk,
     run_id: str, base: Mapping[str, BaseData], now: datetime,
