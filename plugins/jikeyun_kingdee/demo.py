@@ -167,13 +167,16 @@ def sync_documents(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: Ki
     documents = kingdee.records("SAL_OUTSTOCK", org="I0134")
     print(f"\nKingdee SAL_OUTSTOCK of I0134: {len(documents)} documents")
     for doc in documents[:show]:
-        lines = ", ".join(f"{e['FMaterialID'].get('FNumber') if isinstance(e['FMaterialID'], dict) else e['FMaterialID']}"
-                          f"×{e['FRealQty']}" for e in doc["FEntity"])
-        customer = doc["FCustomerID"].get("FNumber") if isinstance(doc["FCustomerID"], dict) else doc["FCustomerID"]
-        print(f"   {doc['FBillNo']:<18} {doc['FDocumentStatus']}  customer {customer:<8} {lines}")
+        lines = ", ".join(f"{_number(e['FMaterialID'])}×{e['FRealQty']}" for e in doc["FEntity"])
+        print(f"   {doc['FBillNo']:<18} {doc['FDocumentStatus']}  customer {_number(doc['FCustomerID']):<8} {lines}")
     for key, lacks in (summary_of(run).get("waiting") or {}).items():
         print(f"   waiting: {key} lacks {lacks}")
     return [run]
+
+
+def _number(reference: Any) -> Any:
+    """The number of a stored reference (``{"FNumber": x}``) or the value itself."""
+    return reference.get("FNumber") if isinstance(reference, dict) else reference
 
 
 def main(argv: list[str] | None = None) -> int:
