@@ -43,8 +43,10 @@ from jikeyun_kingdee.compat import ObjectStoragePath
 from jikeyun_kingdee.fields import FieldMap
 from jikeyun_kingdee.items import LoadChunk, LoadItem, LoadManifest, LoadResult, Status, chunked
 from jikeyun_kingdee.kingdee_forms import (
+    BASE_DATA_NUMBER,
     DOCUMENT_STATUS,
     FORBID_STATUS,
+    USE_ORGANISATION,
     in_filter,
     is_audited,
     is_forbidden,
@@ -66,8 +68,6 @@ log = logging.getLogger(__name__)
 #: Kingdee's words for a reference it could not resolve (captured: 字段“客户”是必填项; 第【1】行分录，【仓库】字段必录;
 #: with IsVerifyBaseDataField the wording is not known [?]: 不存在 / 禁用 as the doc's "禁用也是不存在")
 REFUSED_REFERENCE = re.compile("必填项|必录|不存在|禁用")
-#: the number field of every base-data form
-BASE_NUMBER = "FNumber"
 
 
 @dataclass(frozen=True)
@@ -280,11 +280,11 @@ class DocumentLoad:
         known = self.known.setdefault(form, set())
         known |= base.vouched(numbers - known)
         for unknown in chunked(sorted(numbers - known), self.target.lookup_limit):
-            where = in_filter(BASE_NUMBER, unknown)
+            where = in_filter(BASE_DATA_NUMBER, unknown)
             if base.organisation:
-                where += f" and {organisation_filter('FUseOrgId', base.organisation)}"
-            records = self.hook.query(form, [BASE_NUMBER, DOCUMENT_STATUS, FORBID_STATUS], where)
-            known |= {str(r[BASE_NUMBER]) for r in records if is_audited(r) and not is_forbidden(r)}
+                where += f" and {organisation_filter(USE_ORGANISATION, base.organisation)}"
+            records = self.hook.query(form, [BASE_DATA_NUMBER, DOCUMENT_STATUS, FORBID_STATUS], where)
+            known |= {str(r[BASE_DATA_NUMBER]) for r in records if is_audited(r) and not is_forbidden(r)}
         return known & numbers
 
     def applied(self, item: LoadItem, record_id: int | None) -> Applied:
