@@ -188,7 +188,7 @@ def test_a_send_that_committed_before_a_crash_is_adopted_not_posted_again(dags, 
 
 
 def test_a_number_posted_by_someone_else_exists_and_is_left_alone(dags, world, jikeyun, kingdee) -> None:
-    new = trade(jikeyun, kingdee, hour(9) + timedelta(minutes=10), lines=1)
+    new = world["elsewhere"] = trade(jikeyun, kingdee, hour(9) + timedelta(minutes=10), lines=1)
     other = dict(documents(kingdee)[world["posted"][0]["tradeNo"]])
     kingdee.add_records(FORM, [{**{k: v for k, v in other.items() if k not in ("FID", "FEntity")},
                                 "FBillNo": new["tradeNo"], "FEntity": []}], status="C")
@@ -233,12 +233,18 @@ def test_a_document_waiting_longer_than_max_wait_hours_is_overdue(dags, world, k
     assert_posted_as_mapped(kingdee, world["unknown_shop"])
 
 
-def test_the_reconcile_reports_and_never_writes(dags, world, kingdee) -> None:
+def test_the_reconcile_reports_what_differs_and_never_writes(dags, world, kingdee) -> None:
+    """Kingdee equals Jikeyun for every posted trade but those the timeline made differ on purpose: the one changed
+    after posting, the one someone else posted (without lines) and the one cancelled after posting; the reconcile
+    names them, fails the run (its alert), and writes nothing."""
     from tests.support.trades import RECONCILE_DAG_ID
 
     before = writes(kingdee)
     dr = run_dag_test(dags[RECONCILE_DAG_ID], hour(2 + 27))
-    assert states(dr)["repair"] in ("skipped", "success"), states(dr)
+    assert dr.state == "failed" and states(dr)["repair"] == "skipped", states(dr)
+    found = return_value_of(dr, "compare")["found"]
+    assert found["keys"] == {"differs": sorted([world["posted"][1]["tradeNo"], world["elsewhere"]["tradeNo"]]),
+                             "status": [world["posted"][2]["tradeNo"]]}  # cancelled after posting
     assert writes(kingdee) == before
 
 
