@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the channels' provider hooks are imported when an alert is 
 
 log = logging.getLogger(__name__)
 
-AlertKind = Literal["task_failed", "rejected_records", "deadline_missed", "drift_found"]
+AlertKind = Literal["task_failed", "rejected_records", "deadline_missed", "drift_found", "documents_held"]
 
 MAX_ERROR_CHARS = 1500
 MAX_REJECTED_IDS = 20
@@ -66,6 +66,7 @@ _TITLES: dict[str, str] = {
     "rejected_records": "Rejected records",
     "deadline_missed": "Deadline missed",
     "drift_found": "Kingdee drifted from Jikeyun",
+    "documents_held": "Documents need a look",
 }
 
 
@@ -377,6 +378,20 @@ def notify_drift(
         return []
     alert = alert_from_context(context, "drift_found", base_url=config.base_url, counts=counts, keys=keys,
                                summary=summary)
+    return send_alert(alert, config)
+
+
+def notify_documents(
+    context: Mapping[str, Any], config: AlertingConfig, *, summary: str, keys: dict[str, list[str]]
+) -> list[str]:
+    """Send the alert of a document scheme's run that holds documents back: changed after posting (never edited),
+    or waiting for base data longer than the scheme's ``max_wait_hours``. The run itself succeeds.
+
+    :param keys: label → the first record keys of it.
+    """
+    if not (config.on_rejects and config.channels and any(keys.values())):
+        return []
+    alert = alert_from_context(context, "documents_held", base_url=config.base_url, keys=keys, summary=summary)
     return send_alert(alert, config)
 
 

@@ -9,12 +9,14 @@ record instead. Nothing here touches the network or a database at parse time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jikeyun_kingdee import lineage, metrics, order, pipeline, reconcile_dag
-from jikeyun_kingdee.alerting import AlertDeliveryError, failure_callbacks, notify_rejects
+from jikeyun_kingdee.alerting import AlertDeliveryError, failure_callbacks, notify_documents, notify_rejects
 from jikeyun_kingdee.compat import (
     DAG,
     AirflowFailException,
@@ -28,6 +30,7 @@ from jikeyun_kingdee.items import (
     ExtractManifest,
     FilterManifest,
     LoadChunk,
+    LoadItem,
     LoadManifest,
     RunManifests,
     RunSummary,
@@ -84,6 +87,16 @@ def extract_window(scheme: Scheme, resume: bool = False) -> ExtractManifest:
                                 start, end, resume=resume)
 
 
+def waiting_documents(scheme: Scheme) -> list[LoadItem]:
+    """The documents of a document scheme that wait for base data (retried by every run); none for base data."""
+    if scheme.target.kind != "document":
+        return []
+    from jikeyun_kingdee.ledger import SyncLedger
+
+    with SyncLedger(scheme.name) as ledger:
+        return [cast(LoadItem, waiting.item) for waiting in ledger.waiting().values()]
+
+
 def check_target_once(scheme: Scheme, filtered: FilterManifest) -> CheckManifest:
     """The target check, once per run; skipped without any Kingdee call when nothing staged needs a write (filter
     staged nothing, or the ledger knows every row as written exactly so)."""
@@ -91,7 +104,7 @@ def check_target_once(scheme: Scheme, filtered: FilterManifest) -> CheckManifest
     from jikeyun_kingdee.ledger import SyncLedger
 
     with SyncLedger(scheme.name) as ledger:
-        pending = pipeline.has_pending_writes(ledger, filtered["chunks"])
+        pending = pipeline.has_pending_writes(ledger, filtered["chunks"], documents=scheme.target.kind == "document")
     if not pending:
         log.info("check_target: nothing to write, the target is not checked")
         return {"skipped": True, "calls": {}}
@@ -100,15 +113,26 @@ def check_target_once(scheme: Scheme, filtered: FilterManifest) -> CheckManifest
         return pipeline.check_target(scheme, KingdeeHook(scheme.target.connection))
 
 
-def load_staged_chunk(scheme: Scheme, chunk: LoadChunk) -> LoadManifest:
-    """Apply one load chunk to the target, through the scheme's ledger."""
+def load_staged_chunk(scheme: Scheme, chunk: LoadChunk, base_schemes: Sequence[Scheme] = ()) -> LoadManifest:
+    """Apply one load chunk to the target, through the scheme's ledger (documents: also the ledgers of the
+    base-data schemes they reference)."""
     from jikeyun_kingdee.hooks.kingdee import KingdeeHook
     from jikeyun_kingdee.ledger import SyncLedger
 
     context = get_current_context()
-    with SyncLedger(scheme.name) as ledger, no_retry_on_fatal():
-        return pipeline.load_chunk(scheme, KingdeeHook(scheme.target.connection), ledger,
-                                   run_staging_folder(scheme, context), chunk, context["run_id"])
+    hook, folder = KingdeeHook(scheme.target.connection), run_staging_folder(scheme, context)
+    with SyncLedger(scheme.name) as ledger, ExitStack() as ledgers, no_retry_on_fatal():
+        if scheme.target.kind != "document":
+            return pipeline.load_chunk(scheme, hook, ledger, folder, chunk, context["run_id"])
+        from jikeyun_kingdee.documents import BaseData, load_documents
+
+        target, spec = scheme.target, scheme.base_data
+        writers = {s.target.form_id: s for s in base_schemes
+                   if s.keys_are_numbers and s.target.organisation == target.organisation}
+        base = {form: BaseData(form, target.organisation if spec and form in spec.organisation_forms else None,
+                               ledgers.enter_context(SyncLedger(writers[form].name)) if form in writers else None)
+                for form in target.field_map.referenced_forms}
+        return load_documents(scheme, hook, ledger, folder, chunk, context["run_id"], base, run_time(context))
 
 
 def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifest]) -> RunSummary:
@@ -117,9 +141,19 @@ def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifes
     :param manifests: what ``check_target``, ``extract``, ``transform`` and ``filter`` returned, by task id.
     """
     context = get_current_context()
+    overdue = overdue_documents(scheme, context)
     summary = pipeline.summarise(manifests["extract"], manifests["transform"], manifests["filter"], loaded,
-                                 manifests["check_target"])
+                                 manifests["check_target"], overdue)
     log.info("run summary of %s: %s", scheme.dag_id, summary)
+    if summary["changed_after_posting"] or overdue:
+        assert scheme.base_data is not None  # a document scheme
+        keys = {"changed after posting (not edited)": list(summary["changed_after_posting"]),
+                f"waiting for base data over {scheme.base_data.max_wait_hours:g} h": list(overdue)}
+        try:
+            notify_documents(context, scheme.alerting, keys=keys, summary=(
+                f"{len(summary['changed_after_posting'])} changed after posting, {len(overdue)} waiting too long"))
+        except AlertDeliveryError as exc:
+            log.error("documents alert of %s not delivered: %s", context["run_id"], exc)
     metrics.emit_records(scheme.dag_id, summary)
     metrics.emit_source_calls(scheme.dag_id, summary)
     if summary["rejected"]:
@@ -138,7 +172,25 @@ def report_run(scheme: Scheme, manifests: RunManifests, loaded: list[LoadManifes
     return summary
 
 
-def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_args: dict[str, Any]) -> None:
+def run_time(context: Mapping[str, Any]) -> datetime:
+    """The time of a run: the end of its window (now for a full read)."""
+    return run_window(context)[1] or datetime.now(timezone.utc)
+
+
+def overdue_documents(scheme: Scheme, context: Mapping[str, Any]) -> dict[str, str]:
+    """key → since (ISO) of the documents waiting for base data longer than ``base_data.max_wait_hours``, as of the
+    run's time (:func:`run_time`: a backfill judges in its windows' time)."""
+    if scheme.base_data is None:
+        return {}
+    from jikeyun_kingdee.ledger import SyncLedger
+
+    limit = run_time(context) - timedelta(hours=scheme.base_data.max_wait_hours)
+    with SyncLedger(scheme.name) as ledger:
+        return {key: w.since.isoformat() for key, w in ledger.waiting().items() if w.since < limit}
+
+
+def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_args: dict[str, Any],
+                base_schemes: Sequence[Scheme] = ()) -> None:
     """``extract → transform → filter → check_target → load_chunks → load[mapped] → report``."""
 
     source_asset, target_asset = lineage.source_asset(scheme), lineage.target_asset(scheme)
@@ -149,7 +201,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
 
     @task(task_id="filter")
     def filter_rows(transformed: TransformManifest) -> FilterManifest:
-        return pipeline.filter_rows(scheme, run_staging_folder(scheme), transformed)
+        return pipeline.filter_rows(scheme, run_staging_folder(scheme), transformed, waiting_documents(scheme))
 
     @task(task_id="check_target")
     def check_target(filtered: FilterManifest) -> CheckManifest:
@@ -164,7 +216,7 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     # one slot of the target's pool (jikeyun_kingdee.pools): the reconcile's repair takes all of them
     @task(task_id="load", max_active_tis_per_dagrun=TARGET_POOL_SLOTS, pool=target_pool(scheme), pool_slots=1)
     def load(chunk: LoadChunk) -> LoadManifest:
-        return load_staged_chunk(scheme, chunk)
+        return load_staged_chunk(scheme, chunk, base_schemes)
 
     @task(task_id="report", trigger_rule="none_failed", on_failure_callback=unless_alerted(on_failure, RejectedRecords),
           inlets=[source_asset], outlets=[target_asset], **report_args)
@@ -188,8 +240,8 @@ def _sync_tasks(scheme: Scheme, on_failure: list[Callable[..., Any]], report_arg
     report(checked, extracted, transformed, filtered, loaded)
 
 
-def build_dag(scheme: Scheme) -> DAG:
-    """The sync DAG ``jikeyun_kingdee_<scheme name>``."""
+def build_dag(scheme: Scheme, base_schemes: Sequence[Scheme] = ()) -> DAG:
+    """The sync DAG ``jikeyun_kingdee_<scheme name>`` (a document scheme's: given the base-data schemes it names)."""
     source, target = scheme.source, scheme.target
     on_failure = failure_callbacks(scheme.alerting)
     dag_args, report_args = deadline_wiring(scheme.alerting)
@@ -212,7 +264,7 @@ def build_dag(scheme: Scheme) -> DAG:
         render_template_as_native_obj=True,
         **dag_args,
     ) as dag:
-        _sync_tasks(scheme, on_failure, report_args)
+        _sync_tasks(scheme, on_failure, report_args, base_schemes)
     return dag
 
 
@@ -238,7 +290,8 @@ def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DA
     errors.extend(unordered.values())
     for name, (_, scheme) in loaded.items():
         if name not in unordered:
-            dags[scheme.dag_id] = build_dag(scheme)
+            base = [loaded[b][1] for b in scheme.base_data.schemes] if scheme.base_data else []
+            dags[scheme.dag_id] = build_dag(scheme, base)
             dags[scheme.reconcile_dag_id] = reconcile_dag.build_reconcile_dag(scheme)
     if errors:
         dags["jikeyun_kingdee_broken_schemes"] = BrokenSchemes(errors)
@@ -246,3 +299,4 @@ def build_dags(folder: str | Path, dags_file: str | None = None) -> dict[str, DA
         for dag in dags.values():
             dag.fileloc = str(dags_file)
     return dags
+

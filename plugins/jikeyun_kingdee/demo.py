@@ -5,10 +5,10 @@ fresh Airflow metadata database under ``.demo/`` (and the target pools), runs th
 ``include/schemes/warehouse_I0134.yaml`` twice with ``dag.test()`` — the initial full load, then one hourly window in
 which warehouses were added, renamed and blocked up — then its reconcile DAG after a hand edit in Kingdee; then the
 goods DAG of ``include/schemes/goods_I0134.yaml`` (Jikeyun goods → BD_MATERIAL): its initial load and one hourly
-window (a goods renamed, a SKU's unit changed, a SKU blocked up); then the sales-outbound DAG of
-``include/schemes/sales_outbound_I0134.yaml`` (shipped Jikeyun trades → SAL_OUTSTOCK documents) over the same hourly
-window, after the warehouse and goods runs of that window: a few shipped trades are posted, one whose material was
-just blocked up waits. It prints each run's summary and what now stands in the Kingdee sandbox.
+window (a goods renamed, a SKU's unit changed, a SKU blocked up); then the sales outbound DAG of
+``include/schemes/sales_outbound_I0134.yaml`` (shipped trades → SAL_OUTSTOCK) over the same hour, after the base-data
+runs it waits for: three shipped trades posted, one waiting for a customer Kingdee lacks, one not shipped yet. It
+prints each run's summary and what now stands in the Kingdee sandbox.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ MODIFIED_FROM = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MODIFIED_TO = datetime(2026, 11, 1, tzinfo=timezone.utc)
 SCHEME_FILE = "warehouse_I0134.yaml"  # the DAGs run are these schemes'
 GOODS_SCHEME_FILE = "goods_I0134.yaml"
-DOCUMENT_SCHEME_FILE = "sales_outbound_I0134.yaml"
+OUTBOUND_SCHEME_FILE = "sales_outbound_I0134.yaml"
 
 
 def configure_airflow(home: Path, dags_folder: Path) -> None:
@@ -106,9 +106,8 @@ def print_materials(kingdee: KingdeeSandbox, limit: int) -> None:
 
 
 def sync_goods(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox, first_window_end: datetime,
-               show: int) -> tuple[list[Any], dict[str, Any]]:
-    """The goods scheme: its initial load, then one hourly window; returns the DAG runs and the SKU blocked up in
-    that window."""
+               show: int) -> list[Any]:
+    """The goods scheme: its initial load, then one hourly window; returns the DAG runs."""
     from jikeyun_kingdee.local_runs import run_dag
     from jikeyun_kingdee.scheme import load_scheme
 
@@ -132,55 +131,52 @@ def sync_goods(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: Kingde
     goods.edit_goods(multi[0], goodsName=f"{goods.goods_skus(multi[0])[0]['goodsName']}（更名）", modified_at=in_window)
     sku = goods.goods_skus(multi[1])[0]
     goods.edit_sku(sku["skuId"], unitName="箱" if sku["unitName"] != "箱" else "个", modified_at=in_window)
-    blocked = goods.goods_skus(multi[2])[0]
-    goods.block_sku(blocked["skuId"], modified_at=in_window)
+    goods.block_sku(goods.goods_skus(multi[2])[0]["skuId"], modified_at=in_window)
     hourly = run_dag(dag, first_window_end + timedelta(hours=1))
     print_run(f"goods: next hourly window (goods {multi[0]} renamed: {len(goods.goods_skus(multi[0]))} SKUs; "
               "1 SKU's unit changed; 1 SKU blocked up)", hourly)
     print_materials(kingdee, show)
-    return [initial, hourly], blocked
+    return [initial, hourly]
 
 
-def print_documents(kingdee: KingdeeSandbox, form: str, summary: dict[str, Any], limit: int) -> None:
-    """The documents standing in Kingdee (number, customer, lines) and the records still waiting, with what each
-    lacks (from the run's summary)."""
-    documents = sorted(kingdee.records(form), key=lambda d: d["FBillNo"])
-    print(f"\n== Kingdee sandbox {form}: {len(documents)} documents")
-    for document in documents[:limit]:
-        print(f"   {document['FBillNo']:<20} {document['FDocumentStatus']:<3} customer {document['FCustomerID']}  "
-              f"date {document['FDate']}")
-        for line in document.get("FEntity") or []:
-            print(f"      {line['FMaterialID']!s:<16} {line['FRealQty']!s:>8} {line['FUnitID']!s:<6} "
-                  f"stock {line['FStockID']}{'  (gift)' if line.get('FIsFree') else ''}")
-    if len(documents) > limit:
-        print(f"   … {len(documents) - limit} more")
-    waiting = summary.get("waiting_records") or {}
-    print(f"   waiting: {summary.get('waiting', 0)}" + "".join(f"\n      {key}: {lacks}" for key, lacks in
-                                                             sorted(dict(waiting).items())[:limit]))
-
-
-def post_documents(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox, window_end: datetime,
-                   blocked_sku: dict[str, Any], show: int) -> list[Any]:
-    """The document scheme over the hourly window that ends at ``window_end`` (the warehouse and goods DAGs ran for
-    it first: the document's waits pass at once): four shipped trades, and one whose only material was blocked up
-    in that window (its material is forbidden in Kingdee: it waits)."""
+def sync_documents(bag: Any, schemes: Path, jikeyun: JikeyunSandbox, kingdee: KingdeeSandbox, window_end: datetime,
+                   show: int) -> list[Any]:
+    """The sales outbound scheme over the hour ending at ``window_end`` (the base-data runs of that hour are done):
+    trades over active warehouses and materials; returns the DAG run."""
     from jikeyun_kingdee.local_runs import run_dag
     from jikeyun_kingdee.scheme import load_scheme
 
-    if not (schemes / DOCUMENT_SCHEME_FILE).is_file():
-        print(f"\nNo {DOCUMENT_SCHEME_FILE} in {schemes}: no documents posted")
-        return []
-    scheme = load_scheme(schemes / DOCUMENT_SCHEME_FILE)
-    in_window = window_end - timedelta(minutes=30)
-    trades = [jikeyun.trades.add_trade(status=6000 if i % 2 else 9090, trade_type=1, isDelete=0, lines=1 + i % 3,
-                                       modified_at=in_window) for i in range(4)]
-    waiting = jikeyun.trades.add_trade(status=6000, trade_type=1, isDelete=0, lines=[{"skuId": blocked_sku["skuId"]}],
-                                       modified_at=in_window)
+    scheme = load_scheme(schemes / OUTBOUND_SCHEME_FILE)
+    stocks = {s["FNumber"] for s in kingdee.stocks(org="I0134") if s["FForbidStatus"] == "A"}
+    warehouse = next(w for w in jikeyun.warehouses.values() if w["warehouseCode"] in stocks)
+    materials = sorted(m["FNumber"] for m in kingdee.records("BD_MATERIAL", org="I0134")
+                       if m["FDocumentStatus"] == "C" and m["FForbidStatus"] == "A")
+    at = window_end - timedelta(minutes=15)
+
+    def trade(shop: str, lines: list[str], status: int = 6000) -> dict[str, Any]:
+        return jikeyun.trades.add_trade(lines=[{"barcode": b, "goodsMemo": ""} for b in lines], status=status,
+                                        modified_at=at, shopcode=shop, isDelete=0,
+                                        warehouseCode=warehouse["warehouseCode"], warehouseId=warehouse["warehouseId"])
+
+    trades = [trade("TM001", materials[:2]), trade("JD001", materials[2:5]), trade("PF001", materials[5:6]),
+              trade("DY001", materials[6:7]), trade("TM001", materials[7:8], status=4110)]
+    print(f"\nSales outbound: {len(trades)} trades in the hour (3 shipped, 1 shipped from shop DY001 whose customer "
+          "Kingdee lacks, 1 not shipped yet)")
     run = run_dag(bag.get_dag(scheme.dag_id), window_end)
-    print_run(f"sales outbound: hourly window ({len(trades)} trades shipped, 1 more whose material "
-              f"{blocked_sku['skuBarcode']} is blocked up: {waiting['tradeNo']} waits)", run)
-    print_documents(kingdee, scheme.target.form_id, summary_of(run), show)
+    print_run("sales outbound: the hourly window, after the base-data runs of the same hour", run)
+    documents = kingdee.records("SAL_OUTSTOCK", org="I0134")
+    print(f"\nKingdee SAL_OUTSTOCK of I0134: {len(documents)} documents")
+    for doc in documents[:show]:
+        lines = ", ".join(f"{_number(e['FMaterialID'])}×{e['FRealQty']}" for e in doc["FEntity"])
+        print(f"   {doc['FBillNo']:<18} {doc['FDocumentStatus']}  customer {_number(doc['FCustomerID']):<8} {lines}")
+    for key, lacks in (summary_of(run).get("waiting") or {}).items():
+        print(f"   waiting: {key} lacks {lacks}")
     return [run]
+
+
+def _number(reference: Any) -> Any:
+    """The number of a stored reference (``{"FNumber": x}``) or the value itself."""
+    return reference.get("FNumber") if isinstance(reference, dict) else reference
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         reconciled = run_dag(bag.get_dag(scheme.reconcile_dag_id), first_window_end + timedelta(hours=2))
         print_run("reconcile (one warehouse renamed by hand in Kingdee: found and repaired)", reconciled)
         print_kingdee(kingdee, args.show)
-        schemes = default_schemes_folder(dags_folder / "demo.py")
-        goods_runs, blocked = sync_goods(bag, schemes, jikeyun, kingdee, first_window_end, args.show)
-        document_runs = post_documents(bag, schemes, jikeyun, kingdee, first_window_end + timedelta(hours=1), blocked,
-                                       args.show)
+        goods_runs = sync_goods(bag, default_schemes_folder(dags_folder / "demo.py"), jikeyun, kingdee,
+                                first_window_end, args.show)
+        document_runs = sync_documents(bag, default_schemes_folder(dags_folder / "demo.py"), jikeyun, kingdee,
+                                       first_window_end + timedelta(hours=1), args.show)
     ok = all(run.state == "success" for run in (initial, hourly, reconciled, *goods_runs, *document_runs))
     print(f"\nDemo {'succeeded' if ok else 'FAILED'}; staged files under {home / 'staging'}")
     return 0 if ok else 1

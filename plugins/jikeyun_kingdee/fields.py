@@ -527,6 +527,12 @@ class FieldMap:
                 found.append(Difference(e.name, _unmatched(names, want, have), _unmatched(names, have, want)))
         return found
 
+    @property
+    def referenced_forms(self) -> set[str]:
+        """The forms of the references declared with a ``form`` (header, sub-entities and entries)."""
+        fields = [f for _, f in self.leaves()] + [c for e in self.entry_lists for c in e.children]
+        return {f.form for f in fields if f.form}
+
     def referenced(self, row: Mapping[str, Any]) -> dict[str, set[str]]:
         """Form → the numbers a rendered row references in fields declared with a ``form``."""
         found: dict[str, set[str]] = {}

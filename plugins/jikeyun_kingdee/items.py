@@ -20,11 +20,15 @@ from typing import Any, Literal, TypedDict, TypeVar
 
 T = TypeVar("T")
 
-#: a source record's lifecycle state (``lifecycle:`` of the scheme)
-State = Literal["active", "blocked", "deleted"]
-#: what became of one load item
+#: a source record's lifecycle state (``lifecycle:`` of the scheme); ``filtered``: a document the condition no
+#: longer keeps, staged so the load can tell whether it was posted before (it is never written)
+State = Literal["active", "blocked", "deleted", "filtered"]
+#: what became of one load item. Documents (``target.kind: document``) also end as ``exists`` (the number is in
+#: Kingdee, posted by someone else: left alone), ``waiting`` (a base-data reference is not in Kingdee yet: kept and
+#: retried by later runs) or ``changed_after_posting`` (the source changed after the document was posted: never
+#: edited, reported)
 Status = Literal["created", "updated", "enabled", "forbidden", "unchanged", "absent", "stale", "superseded",
-                 "rejected"]
+                 "rejected", "exists", "waiting", "changed_after_posting"]
 #: load statuses that changed Kingdee
 WRITTEN: tuple[Status, ...] = ("created", "updated", "enabled", "forbidden")
 
@@ -153,6 +157,11 @@ class RunSummary(TypedDict):
     stale_skipped: int
     rejected: int
     rejected_keys: list[str]  # the first ones (pipeline.REPORTED_REJECTS)
+    exists: int  # documents: the number was in Kingdee already, posted by someone else
+    waiting: dict[str, str]  # documents waiting for base data: key → what it lacks (the first REPORTED_REJECTS)
+    waiting_total: int
+    overdue: dict[str, str]  # documents waiting longer than base_data.max_wait_hours: key → since (ISO)
+    changed_after_posting: dict[str, str]  # documents whose source changed after posting: key → what changed
     api_calls: dict[str, int]
     api_calls_total: int
     source_calls_by_day: dict[str, dict[str, int]]  # Beijing day → source method → answered calls

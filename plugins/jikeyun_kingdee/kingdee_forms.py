@@ -27,6 +27,9 @@ FORBID: SwitchOperation = "Forbid"
 ENABLE: SwitchOperation = "Enable"
 #: the status each switch operation leads to
 SWITCHED_TO: dict[str, str] = {FORBID: FORBIDDEN, ENABLE: ENABLED}
+#: the number field of base data, and the organisation that uses a record (documents check references by them)
+BASE_DATA_NUMBER = "FNumber"
+USE_ORGANISATION = "FUseOrgId"
 #: the key under which a base-data reference carries its number (``{"FNumber": x}``; some forms spell it FNUMBER)
 NUMBER_KEYS = ("FNumber", "FNUMBER")
 

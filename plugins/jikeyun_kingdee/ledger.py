@@ -54,8 +54,26 @@ ledger_table = sa.Table(
     sa.Column("applied_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("kingdee_id", sa.BigInteger, nullable=True),  # None: not in Kingdee (e.g. blocked, never created)
     sa.Column("row_hash", sa.String(64), nullable=True),  # None: written by a version without hashes
+    sa.Column("state", sa.String(16), nullable=True),  # the lifecycle state written (None: not recorded)
+    sa.Column("posted_row", sa.Text, nullable=True),  # documents: the row as posted (JSON), to say what changed
 )
-ADDED_COLUMNS = ("kingdee_id", "row_hash")  # added to a table of an older version
+ADDED_COLUMNS = ("kingdee_id", "row_hash", "state", "posted_row")  # added to a table of an older version
+
+# Documents waiting for base data (``target.kind: document``): the staged load item, what it lacks, since when.
+waiting_table = sa.Table(
+    "jikeyun_kingdee_waiting",
+    _metadata,
+    sa.Column("scheme", sa.String(200), primary_key=True),
+    sa.Column("record_key", sa.String(200), primary_key=True),
+    sa.Column("item", sa.Text, nullable=False),  # the LoadItem (JSON)
+    sa.Column("lacks", sa.Text, nullable=False),  # JSON list of "FORM number" the document references
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+)
+#: the row hash of a document someone else posted (the ledger never sent it): ``exists``, left alone
+POSTED_ELSEWHERE = "posted elsewhere"
+#: the row hash of a document being sent (written before the BatchSave): found later by its number, it is ours
+SENDING = "sending"
 
 
 class Applied(NamedTuple):
@@ -64,6 +82,17 @@ class Applied(NamedTuple):
     modified: int
     kingdee_id: int | None = None
     row_hash: str | None = None
+    state: str | None = None
+    posted_row: str | None = None  # JSON
+
+
+class Waiting(NamedTuple):
+    """A document waiting for base data."""
+
+    item: dict[str, Any]  # the LoadItem
+    lacks: list[str]  # "FORM number"
+    since: datetime
+    checked_at: datetime
 
 
 def row_hash(row: Mapping[str, Any], state: str = "active") -> str:
@@ -135,11 +164,11 @@ class SyncLedger:
         found: dict[str, Applied] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(keys), KEYS_PER_QUERY):
-                query = sa.select(table.record_key, table.source_modified, table.kingdee_id, table.row_hash).where(
+                query = sa.select(table.record_key, table.source_modified, table.kingdee_id, table.row_hash,
+                                  table.state, table.posted_row).where(
                     table.scheme == self.scheme, table.record_key.in_(keys[start : start + KEYS_PER_QUERY])
                 )
-                found.update({key: Applied(modified, kingdee_id, digest)
-                              for key, modified, kingdee_id, digest in conn.execute(query)})
+                found.update({key: Applied(*entry) for key, *entry in conn.execute(query)})
         return found
 
     def applied(self, keys: Iterable[str]) -> dict[str, int]:
@@ -186,7 +215,7 @@ class SyncLedger:
             entry = value if isinstance(value, Applied) else Applied(int(value))
             rows.append({"scheme": self.scheme, "record_key": key, "source_modified": int(entry.modified),
                          "run_id": run_id, "applied_at": now, "kingdee_id": entry.kingdee_id,
-                         "row_hash": entry.row_hash})
+                         "row_hash": entry.row_hash, "state": entry.state, "posted_row": entry.posted_row})
         # both dialects' INSERT … ON CONFLICT take the same arguments
         statement: postgresql.Insert | sqlite.Insert = (
             postgresql.insert(ledger_table) if dialect == "postgresql" else sqlite.insert(ledger_table))
@@ -200,11 +229,52 @@ class SyncLedger:
                 "applied_at": statement.excluded.applied_at,
                 "kingdee_id": statement.excluded.kingdee_id,
                 "row_hash": statement.excluded.row_hash,
+                "state": statement.excluded.state,
+                "posted_row": statement.excluded.posted_row,
             },
             where=None if keep_later_time else later,
         )
         with self.engine.begin() as conn:
             conn.execute(statement, rows)
+
+    # -- documents waiting for base data ----------------------------------------------------------------------
+    def waiting(self, keys: Iterable[str] | None = None) -> dict[str, Waiting]:
+        """key → :class:`Waiting` of the scheme's waiting documents (all, or those among ``keys``)."""
+        table = waiting_table.c
+        query = sa.select(table.record_key, table.item, table.lacks, table.since, table.checked_at).where(
+            table.scheme == self.scheme)
+        wanted = None if keys is None else set(keys)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query.order_by(table.since, table.record_key)))
+        return {key: Waiting(json.loads(item), json.loads(lacks), _utc(since), _utc(checked_at))
+                for key, item, lacks, since, checked_at in rows if wanted is None or key in wanted}
+
+    def keep_waiting(self, waiting: Mapping[str, tuple[Mapping[str, Any], list[str]]], now: datetime) -> None:
+        """Record documents as waiting: key → (LoadItem, what it lacks); one already waiting keeps its ``since``.
+
+        :param now: the run's time (the end of its window: a backfill waits in its windows' time)
+        """
+        if not waiting:
+            return
+        known = self.waiting(waiting)
+        table = waiting_table.c
+        with self.engine.begin() as conn:
+            conn.execute(waiting_table.delete().where(table.scheme == self.scheme,
+                                                      table.record_key.in_(list(waiting))))
+            conn.execute(waiting_table.insert(), [
+                {"scheme": self.scheme, "record_key": key, "item": json.dumps(item, ensure_ascii=False, default=str),
+                 "lacks": json.dumps(lacks, ensure_ascii=False),
+                 "since": known[key].since if key in known else now, "checked_at": now}
+                for key, (item, lacks) in waiting.items()])
+
+    def release(self, keys: Iterable[str]) -> None:
+        """The documents among ``keys`` wait no longer (posted, found, filtered out)."""
+        keys = list(keys)
+        table = waiting_table.c
+        with self.engine.begin() as conn:
+            for start in range(0, len(keys), KEYS_PER_QUERY):
+                conn.execute(waiting_table.delete().where(
+                    table.scheme == self.scheme, table.record_key.in_(keys[start : start + KEYS_PER_QUERY])))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -158,6 +158,8 @@ def extract(
         by_day.setdefault(pendulum.now(BEIJING).date().isoformat(), Counter())[method] += 1
         return data
 
+    if start is None and end is None and scheme.target.kind == "document":
+        start = scheme.start_date  # documents of a full read: those since the scheme began, not all history
     read = read_window(call, source, start, end, resume=checkpoint["position"])
     pages: list[str] = list(checkpoint["pages"])
     fetched = checkpoint["fetched"]
@@ -250,7 +252,8 @@ def transform(scheme: Scheme, folder: ObjectStoragePath, extracted: ExtractManif
 
 
 @timed
-def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: TransformManifest) -> FilterManifest:
+def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: TransformManifest,
+                waiting: Iterable[LoadItem] = ()) -> FilterManifest:
     """Keep the latest item per key, classify it, and stage what load is to apply in load chunks.
 
     De-duplication by key (latest ``modified`` wins, ties: the one read last) runs over the whole run on local disk
@@ -258,13 +261,23 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: Transfor
     whether it is written, forbidden or filtered out (:func:`~jikeyun_kingdee.transform.staged_state`). Staged items
     are :class:`~jikeyun_kingdee.items.LoadItem`, in first-read order, ``rows_per_chunk`` per chunk file (more when
     ``max_load_chunks`` would be exceeded).
+
+    A document scheme also stages the documents the condition leaves out, as ``filtered`` (load tells whether one
+    was posted before: then it changed after posting), and first the documents ``waiting`` for base data (a later
+    version read in this run wins).
     """
     source = scheme.source
     out = fresh_folder(folder / "filter")
+    documents = scheme.target.kind == "document"
+    waiting = list(waiting)
 
     def entries() -> Iterator[tuple[str, int, str | None, str | None]]:
+        for held in waiting:
+            yield held["key"], held["modified"], held["state"], encode(held)
         for position, item in enumerate(read_parts(transformed["parts"])):
             state = staged_state(source.condition, scheme.lifecycle, item["source"])
+            if state is None and documents:
+                state = "filtered"
             load_item: LoadItem | None = None if state is None else {
                 "key": item["key"], "modified": item["modified"], "row": item["row"], "state": state}
             staged = None if load_item is None else encode(load_item)
@@ -273,7 +286,7 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: Transfor
     with LatestByKey() as latest:
         total = latest.put(entries())
         by_state = latest.counts()
-        filtered_out = by_state.pop(None, 0)
+        filtered_out = by_state.pop(None, 0) + by_state.get("filtered", 0)
         rows = sum(by_state.values())
         per_chunk = rows_per_load_chunk(rows, scheme.rows_per_chunk, scheme.max_load_chunks)
         staged = latest.items()
@@ -281,8 +294,12 @@ def filter_rows(scheme: Scheme, folder: ObjectStoragePath, transformed: Transfor
         for number in range(math.ceil(rows / per_chunk)):
             path = out / f"chunk-{number:05d}.ndjson"
             chunks.append({"chunk": number, "items": str(path), "rows": write_lines(path, islice(staged, per_chunk))})
-    counts: FilterCounts = {"in": total, "filtered_out": filtered_out, "duplicates": total - filtered_out - rows,
-                            "rows": rows, "retire": rows - by_state.get("active", 0), "chunks": len(chunks)}
+    held = by_state.get("filtered", 0)  # documents left out but staged: counted as filtered out, not as duplicates
+    # "in": the records read (a waiting document read again counts as a duplicate)
+    counts: FilterCounts = {"in": total - len(waiting), "filtered_out": filtered_out,
+                            "duplicates": total - filtered_out - rows + held,
+                            "rows": rows - held, "retire": rows - held - by_state.get("active", 0),
+                            "chunks": len(chunks)}
     log.info("filter: %(in)d in, %(filtered_out)d filtered out, %(duplicates)d duplicates, %(rows)d rows "
              "(%(retire)d to forbid) in %(chunks)d load chunks", counts)
     return {"chunks": chunks, "counts": counts}
@@ -345,8 +362,16 @@ def _written_so(entry: Applied | None, digest: str) -> bool:
     return entry is not None and entry.row_hash == digest
 
 
-def has_pending_writes(ledger: SyncLedger, chunks: Iterable[LoadChunk]) -> bool:
-    """Whether any staged item needs a Kingdee call (one the ledger does not know as written exactly so, or older)."""
+def has_pending_writes(ledger: SyncLedger, chunks: Iterable[LoadChunk], *, documents: bool = False) -> bool:
+    """Whether any staged item needs a Kingdee call (one the ledger does not know as written exactly so, or older;
+    ``documents``: an active one the ledger knows neither as posted nor as waiting)."""
+    if documents:
+        for chunk in chunks:
+            keys = [item["key"] for item in _chunk_items(chunk) if item["state"] == "active"]
+            known = {*ledger.entries(keys), *ledger.waiting(keys)}
+            if any(key not in known for key in keys):
+                return True
+        return False
     return any(verdict is None for chunk in chunks
                for verdict, _, _ in _verdicts(ledger, list(_chunk_items(chunk)), verify=False))
 
@@ -410,7 +435,7 @@ def load_chunk(
                                  "modified": item["modified"], "field": outcome.field, "message": outcome.message}
             counts["updated"] += outcome.fields_updated  # an enabled row whose fields changed counts as an update too
             if outcome.status != "rejected":
-                applied[item["key"]] = Applied(item["modified"], outcome.id, digests[position])
+                applied[item["key"]] = Applied(item["modified"], outcome.id, digests[position], item["state"])
         ledger.advance(applied, run_id, keep_later_time=verify)
     path = out / f"chunk-{chunk['chunk']:05d}.ndjson"
     write_ndjson(path, (result for result in results if result is not None))
@@ -425,10 +450,11 @@ def load_chunk(
 
 def summarise(
     extracted: ExtractManifest, transformed: TransformManifest, filtered: FilterManifest,
-    loaded: Iterable[LoadManifest], checked: CheckManifest | None = None,
+    loaded: Iterable[LoadManifest], checked: CheckManifest | None = None, overdue: Mapping[str, str] | None = None,
 ) -> RunSummary:
     """Totals of a run; ``rejected_keys`` names the first :data:`REPORTED_REJECTS` rejected records (transform and
-    load), ``rejected`` counts them all."""
+    load), ``rejected`` counts them all. Documents: ``waiting`` names the first of them with what each lacks,
+    ``changed_after_posting`` what changed, ``overdue`` the ones waiting too long (from the ledger)."""
     loaded = [manifest for manifest in loaded if manifest]
     outcomes: Counter[str] = Counter()
     calls: Counter[str] = Counter(extracted.get("calls", {}))
@@ -442,6 +468,13 @@ def summarise(
         rejected += 1
         if rejected <= REPORTED_REJECTS:
             rejected_keys.append(key)
+    noted: dict[str, dict[str, str]] = {"waiting": {}, "changed_after_posting": {}}
+    for manifest in loaded:
+        if manifest["counts"].get("waiting") or manifest["counts"].get("changed_after_posting"):
+            for result in read_ndjson(manifest["results"]):
+                named = noted.get(result["status"])
+                if named is not None and len(named) < REPORTED_REJECTS:
+                    named[result["key"]] = result.get("message") or ""
     counts = filtered["counts"]
     load_seconds = [manifest.get("seconds", 0.0) for manifest in loaded]
     timings: dict[str, float | None] = {
@@ -467,6 +500,11 @@ def summarise(
         "stale_skipped": outcomes.get("stale", 0),
         "rejected": rejected,
         "rejected_keys": rejected_keys,
+        "exists": outcomes.get("exists", 0),
+        "waiting": noted["waiting"],
+        "waiting_total": outcomes.get("waiting", 0),
+        "overdue": dict(overdue or {}),
+        "changed_after_posting": noted["changed_after_posting"],
         "api_calls": dict(sorted(calls.items())),
         "api_calls_total": sum(calls.values()),
         "source_calls_by_day": extracted.get("calls_by_day", {}),

@@ -69,9 +69,10 @@ class Finding(BaseModel):
 
 
 def query_fields(target: TargetSpec) -> list[str]:
-    """FieldKeys of the reconcile's ExecuteBillQuery: key, number, both statuses, then what the field map reads back."""
-    return list(dict.fromkeys([target.pk_field, target.number_field, DOCUMENT_STATUS, FORBID_STATUS,
-                               *target.field_map.read_keys]))
+    """FieldKeys of the reconcile's ExecuteBillQuery: key, number, the statuses (a document has no forbid status),
+    then what the field map reads back."""
+    statuses = [DOCUMENT_STATUS] if target.kind == "document" else [DOCUMENT_STATUS, FORBID_STATUS]
+    return list(dict.fromkeys([target.pk_field, target.number_field, *statuses, *target.field_map.read_keys]))
 
 
 def number_of(row: Mapping[str, Any], number_field: str) -> str:

@@ -406,6 +406,7 @@ class TargetSpec(_Model):
     rows_per_batch: int = Field(100, ge=1, le=1000)
     approval: Literal["auto", "explicit", "none"] = "explicit"
     lookup_limit: int = Field(2000, ge=1, le=10000)
+    save_options: dict[str, Any] = {}  # further BatchSave parameters, e.g. InterationFlags: STK_InvCheckResult
     required: list[str] = []
     fields: dict[str, Any]  # see jikeyun_kingdee.fields: scalars, references, sub-entities, entry lists, write-only
     _field_map: FieldMap | None = PrivateAttr(default=None)
@@ -466,11 +467,14 @@ class BaseDataSpec(_Model):
     :param wait_minutes: how long the load waits for those runs at most (deferred, no worker slot), then goes on:
         documents whose references are still missing are kept ``waiting`` and retried by later runs
     :param max_wait_hours: alert when a document has waited for base data longer than this
+    :param organisation_forms: the referenced base-data forms whose records belong to the target's organisation
+        (``FUseOrgId``): a reference is ready only when it is there (others, e.g. BD_UNIT, are looked up anywhere)
     """
 
     schemes: list[str] = []
     wait_minutes: int = Field(30, ge=0)
     max_wait_hours: float = Field(24, gt=0)
+    organisation_forms: list[str] = []
 
 
 class ReconcileSpec(_Model):
@@ -575,6 +579,12 @@ class Scheme(_Model):
         if self.target.kind == "document":
             if self.lifecycle is not None:
                 raise ValueError("lifecycle: a document is posted once and never forbidden; filter it by condition")
+            if self.target.approval == "explicit":
+                raise ValueError("target.approval: a document is created audited in its BatchSave (auto) or saved "
+                                 "only (none); explicit is for base data")
+            if self.reconcile.repair:
+                raise ValueError("reconcile.repair: a posted document is never edited; its reconcile reports "
+                                 "(repair: false)")
             if self.base_data is None:
                 object.__setattr__(self, "base_data", BaseDataSpec())
         elif self.base_data is not None:
@@ -584,6 +594,12 @@ class Scheme(_Model):
     @property
     def dag_id(self) -> str:
         return f"jikeyun_kingdee_{self.name}"
+
+    @property
+    def keys_are_numbers(self) -> bool:
+        """Whether the source key is the Kingdee number (``number_field`` is ``"{<id_field>}"``): the ledger's keys
+        then name Kingdee records, so a document scheme can ask this scheme's ledger about a reference."""
+        return self.target.fields.get(self.target.number_field) == f"{{{self.source.id_field}}}"
 
     @property
     def reconcile_dag_id(self) -> str:

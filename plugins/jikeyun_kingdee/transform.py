@@ -38,7 +38,7 @@ def holds(comparison: Comparison, record: dict[str, Any]) -> bool:
     actual = record.get(comparison.field)
     op, expected = comparison.op, comparison.value
     if op in ("empty", "not_empty"):
-        empty = actual is None or loose(actual) == ""
+        empty = actual is None or (isinstance(actual, (list, dict)) and not actual) or loose(actual) == ""
         return empty if op == "empty" else not empty
     if op in ("eq", "ne"):
         return (loose(actual) == loose(expected)) == (op == "eq")
@@ -110,8 +110,11 @@ def transform_record(scheme: Scheme, raw: dict[str, Any]) -> Item:
     key = raw.get(source.id_field)
     if key is None or str(key).strip() == "":
         raise MappingError(f"{source.id_field}: id field is empty")
-    row = target.field_map.render(raw)
-    check_required(row, target.required)
+    if target.kind == "document" and not matches(source.condition, raw):
+        row: dict[str, Any] = {}  # a document the condition leaves out is never written: nothing to map or refuse
+    else:
+        row = target.field_map.render(raw)
+        check_required(row, target.required)
     return {
         "key": str(key).strip(),
         "modified": to_epoch_ms(modified) or 0,

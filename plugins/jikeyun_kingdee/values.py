@@ -9,6 +9,7 @@ without surrounding spaces, a reference ``{"FNumber": x}`` as ``x``. Pure functi
 from __future__ import annotations
 
 import functools
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -85,4 +86,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+    """Trimmed text; a date and time as ``yyyy-MM-dd HH:mm:ss`` (Kingdee answers ``2026-11-01T09:10:00`` for the
+    ``2026-11-01 09:10:00`` it was sent; a fraction of zero seconds is dropped)."""
+    text = "" if value is None else str(value).strip()
+    moment = _DATE_TIME.match(text)
+    return f"{moment[1]} {moment[2]}" if moment else text
+
+
+_DATE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.0*)?$")

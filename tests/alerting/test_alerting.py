@@ -27,6 +27,7 @@ from jikeyun_kingdee.alerting import (
     alert_from_context,
     deadline_alert,
     failure_callbacks,
+    notify_documents,
     notify_rejects,
     render_email,
     render_markdown,
@@ -244,6 +245,18 @@ def test_notify_rejects_only_when_wanted_and_there_are_rejects(webhook, channels
     _assert_names_everything(
         text, ["Rejected records", "saved=9", "WH9", "1 record(s) rejected", expected_run_url(BASE_URL, "d", RUN_ID)]
     )
+
+
+def test_notify_documents_names_the_held_documents_only_when_there_are_some(webhook, channels):
+    context = {"dag_run": {"dag_id": "d", "run_id": RUN_ID}, "data_interval_start": START, "data_interval_end": END}
+    config = AlertingConfig(dingtalk_conn_id="alert_dingtalk", base_url=BASE_URL)
+    keys: dict[str, list[str]] = {"changed after posting (not edited)": [], "waiting for base data over 24 h": []}
+    assert notify_documents(context, config, summary="nothing", keys=keys) == []
+    keys = {"changed after posting (not edited)": ["JY1"], "waiting for base data over 24 h": ["JY2"]}
+    assert notify_documents(context, config, summary="1 changed after posting, 1 waiting too long",
+                            keys=keys) == ["dingtalk"]
+    _assert_names_everything(webhook.posted[0].body["markdown"]["text"], [
+        "Documents need a look", "changed after posting", "JY1", "waiting for base data over 24 h", "JY2"])
 
 
 # -- Airflow wiring -------------------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def document_scheme(name: str, waits_for: list[str], wait_minutes: int, **change
     scheme = warehouse_scheme(name)
     del scheme["lifecycle"]  # a document is never forbidden
     scheme["target"] = {**scheme["target"], "kind": "document"}
-    return {**scheme, "base_data": {"schemes": waits_for, "wait_minutes": wait_minutes}, **changes}
+    return {**scheme, "base_data": {"schemes": waits_for, "wait_minutes": wait_minutes},
+            "reconcile": {"repair": False}, **changes}
 
 
 def write_schemes(folder: Path, *schemes: dict[str, Any]) -> Path:

@@ -65,7 +65,7 @@ def test_results_manifest_and_the_ledger(load, sandbox, ledger) -> None:
     assert dict(manifest["calls"].items()) == {"ValidateUser": 1, "ExecuteBillQuery": 1, "BatchSave": 1}
     assert manifest["retries"] == 0 and manifest["seconds"] > 0
     entries = ledger.entries(["WH1", "WH2", "WH3"])
-    assert entries["WH1"] == Applied(T0, results[0]["id"], row_hash(warehouse("WH1"), "active"))
+    assert entries["WH1"] == Applied(T0, results[0]["id"], row_hash(warehouse("WH1"), "active"), "active")
     assert entries["WH3"].kingdee_id is None and ledger.count() == 2
 
 

@@ -32,7 +32,8 @@ def test_the_command_prints_the_pools_in_the_airflow_pools_import_format() -> No
     out = subprocess.run([sys.executable, "-m", "jikeyun_kingdee.pools", "--schemes", str(SHIPPED.parent)],
                          capture_output=True, text=True, check=True)
     pools = json.loads(out.stdout)
-    assert set(pools) == {"jikeyun_kingdee_bd_stock_i0134", "jikeyun_kingdee_bd_material_i0134"}  # one per target
+    assert set(pools) == {"jikeyun_kingdee_bd_stock_i0134", "jikeyun_kingdee_bd_material_i0134",
+                          "jikeyun_kingdee_sal_outstock_i0134"}  # one per target
     assert {"slots", "description"} <= set(pools["jikeyun_kingdee_bd_stock_i0134"])  # what `pools import` reads
 
 

@@ -450,12 +450,13 @@ class TradeBook:
 
         :param after_page: after a non-empty page at this ``pageIndex`` (offset) or page number (scroll, from 0) ...
         :param after_calls: ... or after the ``after_calls``-th trades page served from now.
-        :param action: ``edit`` (header ``changes``), ``ship``, ``complete``, ``cancel`` or ``delete``.
+        :param action: ``edit`` (header ``changes``), ``ship``, ``complete``, ``cancel``, ``delete``, or ``expire``
+            (every open scroll expires, as an idle one does on the real server).
         :param modified_at: when; default the sandbox's now.
         """
         if (after_page is None) == (after_calls is None):
             raise ValueError("give exactly one of after_page and after_calls")
-        if action not in ("edit", "ship", "complete", "cancel", "delete"):
+        if action not in ("edit", "ship", "complete", "cancel", "delete", "expire"):
             raise ValueError(f"unknown action {action!r}")
         with self._lock:
             self._paging_modification = {"after_page": after_page, "after_calls": after_calls, "count": count,
@@ -617,6 +618,9 @@ class TradeBook:
         if not due:
             return
         self._paging_modification = None
+        if plan["action"] == "expire":
+            self.expire_scrolls()
+            return
         for trade in page[: plan["count"]]:
             number, moment = trade["tradeNo"], plan["modified_at"]
             if plan["action"] == "edit":
