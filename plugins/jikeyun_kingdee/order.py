@@ -117,10 +117,11 @@ class BaseDataRunSensor(ExternalTaskSensor):
                          poke_interval=POKE_SECONDS, timeout=(wait + DEFERRAL_MARGIN).total_seconds(), **kwargs)
         self.wait = wait
 
-    def execute(self, context: Any) -> None:
+    def pre_execute(self, context: Any) -> None:
+        """Skip in a run without a logical date. (Here, not in ``execute``: Airflow 2 warns that an ``execute``
+        calling its base class's ``execute`` is "called outside TaskInstance".)"""
         if context.get("logical_date") is None:
             raise AirflowSkipException(f"a run without a logical date: no run of {self.external_dag_id} to wait for")
-        super().execute(context)
 
     def defer(self, *, trigger: Any, method_name: str, kwargs: dict[str, Any] | None = None,
               timeout: timedelta | None = None) -> Any:
