@@ -49,8 +49,8 @@ def base_data_dag_id(base_data_scheme: str) -> str:
 
 def reference_errors(schemes: Mapping[str, tuple[Path, Scheme]]) -> dict[str, str]:
     """The document schemes whose ``base_data.schemes`` cannot be waited for, each with its error naming the file and
-    the field: a name that is no valid scheme of the folder, a scheme that is not base data, or one on another
-    schedule or time zone (its runs' logical dates would not match the document's).
+    the field: a name given twice, a name that is no valid scheme of the folder, a scheme that is not base data, or
+    one on another schedule or time zone (its runs' logical dates would not match the document's).
 
     :param schemes: the folder's valid schemes by name, with their files.
     """
@@ -58,8 +58,9 @@ def reference_errors(schemes: Mapping[str, tuple[Path, Scheme]]) -> dict[str, st
     for name, (path, scheme) in schemes.items():
         if scheme.base_data is None:
             continue
-        problems = []
-        for referenced in scheme.base_data.schemes:
+        problems = [f"{twice!r} is named twice" for twice in sorted(
+            {n for n in scheme.base_data.schemes if scheme.base_data.schemes.count(n) > 1})]
+        for referenced in dict.fromkeys(scheme.base_data.schemes):
             if referenced not in schemes:
                 problems.append(f"{referenced!r} is not a valid scheme of {path.parent}")
                 continue
@@ -116,10 +117,11 @@ class BaseDataRunSensor(ExternalTaskSensor):
                          poke_interval=POKE_SECONDS, timeout=(wait + DEFERRAL_MARGIN).total_seconds(), **kwargs)
         self.wait = wait
 
-    def execute(self, context: Any) -> None:
+    def pre_execute(self, context: Any) -> None:
+        """Skip in a run without a logical date. (Here, not in ``execute``: Airflow 2 warns that an ``execute``
+        calling its base class's ``execute`` is "called outside TaskInstance".)"""
         if context.get("logical_date") is None:
             raise AirflowSkipException(f"a run without a logical date: no run of {self.external_dag_id} to wait for")
-        super().execute(context)
 
     def defer(self, *, trigger: Any, method_name: str, kwargs: dict[str, Any] | None = None,
               timeout: timedelta | None = None) -> Any:

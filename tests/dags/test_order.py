@@ -94,7 +94,8 @@ def add_warehouse_in_window(jikeyun: JikeyunSandbox, window_end: datetime, code:
 
 
 def test_the_load_waits_for_the_base_data_run_of_the_same_window_whatever_its_outcome(
-        dags, jikeyun, kingdee, monkeypatch: pytest.MonkeyPatch) -> None:
+        dags, jikeyun, kingdee, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str]) -> None:
     wait = f"wait_for_{BASE}"
 
     # the base-data run of the window finished well
@@ -118,6 +119,19 @@ def test_the_load_waits_for_the_base_data_run_of_the_same_window_whatever_its_ou
     document = run_dag_test(dags[dag_id(DOCUMENT)], hour(202))
     assert document.state == "success", states(document)
     assert states(document)[wait] == "success"
+    # the sensor runs as Airflow's own: no "execute cannot be called outside TaskInstance" (Airflow 2's warning
+    # for an execute that calls its base class's)
+    assert "outside TaskInstance" not in caplog.text + "".join(capfd.readouterr())
+
+
+def test_a_run_without_a_logical_date_does_not_wait() -> None:
+    from jikeyun_kingdee.compat import AirflowSkipException
+    from jikeyun_kingdee.order import BaseDataRunSensor
+
+    sensor = BaseDataRunSensor(task_id="wait_for_x", base_data_scheme="x", wait=timedelta(minutes=1))
+    with pytest.raises(AirflowSkipException, match="without a logical date"):
+        sensor.pre_execute({"logical_date": None})
+    sensor.pre_execute({"logical_date": datetime(2026, 11, 1, tzinfo=timezone.utc)})  # a run with one: no skip
 
 
 def test_without_a_base_data_run_the_wait_times_out_skipped_and_the_load_goes_on(dags, jikeyun, kingdee) -> None:
@@ -195,6 +209,7 @@ class NeverTrigger(BaseTrigger):
     (["goods_elsewhere"], "'goods_elsewhere' is not a valid scheme of"),
     ([BASE], f"'{BASE}' runs on schedule '30 2 * * *'"),
     ([DOCUMENT], f"'{DOCUMENT}' is not a base-data scheme"),
+    ([BASE, BASE], f"'{BASE}' is named twice"),
 ])
 def test_a_document_naming_a_base_data_scheme_it_cannot_wait_for_is_an_import_error(
         airflow_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits_for: list[str], error: str) -> None:

@@ -8,6 +8,7 @@ reconcile must all succeed. `make test` runs it on every supported line (3.3 and
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,4 +28,9 @@ def test_the_demo_runs_its_full_load_hourly_window_and_reconcile(tmp_path: Path)
     for run in ("initial load (full resync)", "next hourly window", "reconcile"):
         assert any(line.startswith(f"== {run}") and line.endswith("→ success") for line in out.splitlines()), run
     assert "演示新建仓" in out  # the warehouse added in the hourly window stands in Kingdee
+    # after the base-data runs, the sales outbound DAG over the same hour: shipped trades posted, one waiting
+    assert any(line.startswith("== sales outbound: the hourly window") and line.endswith("→ success")
+               for line in out.splitlines())
+    assert "Kingdee SAL_OUTSTOCK of I0134: 3 documents" in out
+    assert re.search(r"waiting: \S+ lacks BD_Customer DY001", out), out[-3000:]
     assert f"Demo succeeded; staged files under {tmp_path / 'demo' / 'staging'}" in out
