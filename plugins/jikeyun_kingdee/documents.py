@@ -319,23 +319,12 @@ class DocumentLoad:
 
     def refused_reference(self, outcome: RowResult) -> bool:
         """Kingdee refused a base-data reference of the row (it lacks it), not the row itself."""
-        return bool(outcome.field and outcome.field.lower() in self.reference_fields
+        return bool(outcome.field and outcome.field.lower() in self.field_map.form_references
                     and REFUSED_REFERENCE.search(outcome.message or ""))
-
-    @property
-    def reference_fields(self) -> dict[str, str]:
-        """lower-case field name → form, of every reference declared with its form (header and entries)."""
-        found = {}
-        for _, f in self.field_map.leaves():
-            if f.form:
-                found[f.name.lower()] = f.form
-        for e in self.field_map.entry_lists:
-            found.update({c.name.lower(): c.form for c in e.children if c.form})
-        return found
 
     def lacks_of_field(self, item: LoadItem, field: str | None) -> list[str]:
         """What a refusal of ``field`` says the document lacks: that field's numbers in the row."""
-        form = self.reference_fields.get((field or "").lower())
+        form = self.field_map.form_references.get((field or "").lower())
         numbers = self.field_map.referenced(item["row"]).get(form or "", set())
         return lacks_text((form or "", n) for n in numbers) or [f"{field} (refused by Kingdee)"]
 

@@ -38,6 +38,7 @@ Pure: no I/O, no Airflow.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -527,11 +528,17 @@ class FieldMap:
                 found.append(Difference(e.name, _unmatched(names, want, have), _unmatched(names, have, want)))
         return found
 
+    @functools.cached_property
+    def form_references(self) -> dict[str, str]:
+        """Lower-case field name → form, of the references declared with a ``form`` (header, sub-entities and
+        entries): what a document checks as base data, and how a refusal of a field names what it lacks."""
+        fields = [f for _, f in self.leaves()] + [c for e in self.entry_lists for c in e.children]
+        return {f.name.lower(): f.form for f in fields if f.form}
+
     @property
     def referenced_forms(self) -> set[str]:
-        """The forms of the references declared with a ``form`` (header, sub-entities and entries)."""
-        fields = [f for _, f in self.leaves()] + [c for e in self.entry_lists for c in e.children]
-        return {f.form for f in fields if f.form}
+        """The forms of the references declared with a ``form``."""
+        return set(self.form_references.values())
 
     def referenced(self, row: Mapping[str, Any]) -> dict[str, set[str]]:
         """Form → the numbers a rendered row references in fields declared with a ``form``."""

@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url  # not at top level in SQLAlchemy 1.4 (Airflow 2)
 
 from jikeyun_kingdee.compat import BaseHook
+from jikeyun_kingdee.items import chunked
 
 LEDGER_CONN_ID = "jikeyun_kingdee_ledger"
 KEYS_PER_QUERY = 500
@@ -68,7 +69,6 @@ waiting_table = sa.Table(
     sa.Column("item", sa.Text, nullable=False),  # the LoadItem (JSON)
     sa.Column("lacks", sa.Text, nullable=False),  # JSON list of "FORM number" the document references
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
 )
 #: the row hash of a document someone else posted (the ledger never sent it): ``exists``, left alone
 POSTED_ELSEWHERE = "posted elsewhere"
@@ -92,7 +92,6 @@ class Waiting(NamedTuple):
     item: dict[str, Any]  # the LoadItem
     lacks: list[str]  # "FORM number"
     since: datetime
-    checked_at: datetime
 
 
 def row_hash(row: Mapping[str, Any], state: str = "active") -> str:
@@ -241,13 +240,13 @@ class SyncLedger:
     def waiting(self, keys: Iterable[str] | None = None) -> dict[str, Waiting]:
         """key → :class:`Waiting` of the scheme's waiting documents (all, or those among ``keys``)."""
         table = waiting_table.c
-        query = sa.select(table.record_key, table.item, table.lacks, table.since, table.checked_at).where(
-            table.scheme == self.scheme)
-        wanted = None if keys is None else set(keys)
+        query = sa.select(table.record_key, table.item, table.lacks, table.since).where(
+            table.scheme == self.scheme).order_by(table.since, table.record_key)
+        batches = [query] if keys is None else [
+            query.where(table.record_key.in_(batch)) for batch in chunked(list(keys), KEYS_PER_QUERY)]
         with self.engine.connect() as conn:
-            rows = list(conn.execute(query.order_by(table.since, table.record_key)))
-        return {key: Waiting(json.loads(item), json.loads(lacks), _utc(since), _utc(checked_at))
-                for key, item, lacks, since, checked_at in rows if wanted is None or key in wanted}
+            rows = [row for batch in batches for row in conn.execute(batch)]
+        return {key: Waiting(json.loads(item), json.loads(lacks), _utc(since)) for key, item, lacks, since in rows}
 
     def keep_waiting(self, waiting: Mapping[str, tuple[Mapping[str, Any], list[str]]], now: datetime) -> None:
         """Record documents as waiting: key → (LoadItem, what it lacks); one already waiting keeps its ``since``.
@@ -264,17 +263,15 @@ class SyncLedger:
             conn.execute(waiting_table.insert(), [
                 {"scheme": self.scheme, "record_key": key, "item": json.dumps(item, ensure_ascii=False, default=str),
                  "lacks": json.dumps(lacks, ensure_ascii=False),
-                 "since": known[key].since if key in known else now, "checked_at": now}
+                 "since": known[key].since if key in known else now}
                 for key, (item, lacks) in waiting.items()])
 
     def release(self, keys: Iterable[str]) -> None:
         """The documents among ``keys`` wait no longer (posted, found, filtered out)."""
-        keys = list(keys)
         table = waiting_table.c
         with self.engine.begin() as conn:
-            for start in range(0, len(keys), KEYS_PER_QUERY):
-                conn.execute(waiting_table.delete().where(
-                    table.scheme == self.scheme, table.record_key.in_(keys[start : start + KEYS_PER_QUERY])))
+            for batch in chunked(list(keys), KEYS_PER_QUERY):
+                conn.execute(waiting_table.delete().where(table.scheme == self.scheme, table.record_key.in_(batch)))
 
     def dispose(self) -> None:
         self.engine.dispose()

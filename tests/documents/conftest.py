@@ -14,7 +14,7 @@ from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
 
 from tests.support import REPO
-from tests.support.goods import UNITS
+from tests.support.goods import keep_to_the_unit_table
 from tests.support.sandboxes import connected_jikeyun, connected_kingdee, local_staging
 from tests.support.trades import JIKEYUN_SECRET, KINGDEE_PASSWORD, MODIFIED_FROM, MODIFIED_TO
 
@@ -28,14 +28,9 @@ def module_env() -> Iterator[pytest.MonkeyPatch]:
 @pytest.fixture(scope="module")
 def jikeyun(module_env: pytest.MonkeyPatch) -> Iterator[JikeyunSandbox]:
     """20 warehouses and 40 goods; SKUs of units the schemes do not map get 件 (at their own time)."""
-    import pendulum
-
     with connected_jikeyun(module_env, JIKEYUN_SECRET, warehouses=20, goods=40, seed=43,
                            modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as sandbox:
-        for sku in list(sandbox.goods.records.values()):
-            if sku["unitName"] not in UNITS:
-                sandbox.goods.edit_sku(sku["skuId"], unitName="件",
-                                       modified_at=pendulum.from_timestamp(sku["skuGmtModified"] / 1000))
+        keep_to_the_unit_table(sandbox)
         yield sandbox
 
 

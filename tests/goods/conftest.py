@@ -13,7 +13,14 @@ from jikeyun_kingdee.sandbox.jikeyun import JikeyunSandbox
 from jikeyun_kingdee.sandbox.kingdee import KingdeeSandbox
 
 from tests.support import REPO
-from tests.support.goods import GOODS, JIKEYUN_SECRET, KINGDEE_PASSWORD, MODIFIED_FROM, MODIFIED_TO, UNITS
+from tests.support.goods import (
+    GOODS,
+    JIKEYUN_SECRET,
+    KINGDEE_PASSWORD,
+    MODIFIED_FROM,
+    MODIFIED_TO,
+    keep_to_the_unit_table,
+)
 from tests.support.sandboxes import connected_jikeyun, connected_kingdee, local_staging
 
 
@@ -30,9 +37,7 @@ def jikeyun(module_env: pytest.MonkeyPatch) -> Iterator[JikeyunSandbox]:
     modification time, so that only the test about unmapped units meets one."""
     with connected_jikeyun(module_env, JIKEYUN_SECRET, warehouses=0, goods=GOODS, seed=31,
                            modified_from=MODIFIED_FROM, modified_to=MODIFIED_TO) as sandbox:
-        for sku in list(sandbox.goods.records.values()):
-            if sku["unitName"] not in UNITS:
-                sandbox.goods.edit_sku(sku["skuId"], unitName="件", modified_at=_time(sku["skuGmtModified"]))
+        keep_to_the_unit_table(sandbox)
         yield sandbox
 
 
@@ -55,8 +60,3 @@ def dags(airflow_db) -> dict[str, Any]:
     assert not bag.import_errors, bag.import_errors
     return bag.dags
 
-
-def _time(epoch_ms: int) -> Any:
-    import pendulum
-
-    return pendulum.from_timestamp(epoch_ms / 1000)
